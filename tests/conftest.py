@@ -1,0 +1,19 @@
+"""Shared pytest configuration."""
+import os
+
+import numpy as np
+import pytest
+
+# Hypothesis profile: thorough enough to find bugs, bounded so CI stays within its budget.
+try:
+    from hypothesis import HealthCheck, settings
+    settings.register_profile("ci", max_examples=60, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is in the `test` extra
+    pass
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
