@@ -12,5 +12,8 @@ from ir import Graph, GraphcError, ShapeError, TensorType, f32, f64, i32, i64, b
 # -- training: autodiff, nn, losses, optimizers, Model ----------------------------------------
 
 # -- data and metrics ----------------------------------------------------------------------------
+from . import data, init, metrics  # noqa: E402,F401
+from .data import BatchIterator, load_mnist, read_idx  # noqa: E402,F401
+# (data.one_hot stays namespaced: the front end's one_hot works on symbolic tensors)
 
 __version__ = "0.1.0"
