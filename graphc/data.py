@@ -81,9 +81,10 @@ def _parse_idx(raw: bytes, where: str) -> np.ndarray:
     have = len(raw) - header_len
     if have != need:
         dims = "x".join(map(str, shape)) or "scalar"
-        what = ("only" if have < need else "trailing data: the header's dims do not match;")
+        found = f"only {have}" if have < need else \
+            f"{have} (trailing bytes: the header's dims do not match the file)"
         raise DataError(f"{where}: expected {need} bytes of data ({dims} {type_name}) after the "
-                        f"{header_len}-byte header, found {what} {have}")
+                        f"{header_len}-byte header, found {found}")
     data = np.frombuffer(raw, dtype=dt, offset=header_len).reshape(shape)
     return data.astype(dt.newbyteorder("="))   # native byte order, and a writable copy
 
