@@ -9,7 +9,8 @@
 Constants with more than `inline_limit` elements print as references (`@name sha256:<12 hex>`)
 and their arrays go into a sidecar weights table (a dict name -> array; saved next to the text
 as .npz). So dumps stay readable and `parse(text, weights)` rebuilds the graph exactly.
-Float literals print the shortest text that reads back to the same bits (nan, inf, -0.0 too).
+Float literals print the shortest text that reads back to the same bits (nan, inf, -0.0 too;
+a NaN other than the canonical quiet one prints its bits: nan(0xffc00000)).
 """
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ def quote(s: str) -> str:
     return json.dumps(s)
 
 
+def symbol_ref(name: str) -> str:
+    """`@name` for a graph or weight name; quoted when it is not a plain identifier."""
+    return "@" + (name if _PLAIN_NAME.match(name) else quote(name))
+
+
 def format_scalar(x, dtype: np.dtype) -> str:
     if dtype == np.bool_:
         return "true" if x else "false"
@@ -45,7 +51,7 @@ def format_scalar(x, dtype: np.dtype) -> str:
         return str(int(x))
     x = dtype.type(x)
     if np.isnan(x):
-        return "nan"
+        return format_nan(x)
     if np.isinf(x):
         return "inf" if x > 0 else "-inf"
     text = np.format_float_positional(x, unique=True, trim="-") if abs(x) < 1e16 and \
@@ -53,6 +59,15 @@ def format_scalar(x, dtype: np.dtype) -> str:
     if not any(c in text for c in ".en"):
         text += ".0"
     return text
+
+
+def format_nan(x) -> str:
+    """'nan' for the canonical quiet NaN; other NaNs (negative, with a payload: e.g. what x86
+    computes for 0*inf) keep their exact bits as nan(0x7fc00001)."""
+    arr = np.array(x)
+    bits = int(arr.view(f"u{arr.itemsize}"))
+    canonical = int(np.array(np.nan, arr.dtype).view(f"u{arr.itemsize}"))
+    return "nan" if bits == canonical else f"nan(0x{bits:0{2 * arr.itemsize}x})"
 
 
 def array_hash(arr: np.ndarray) -> str:
@@ -91,7 +106,7 @@ class Printer:
                 name = f"{hint}_{n}"
             self.weights[name] = arr
             self._names_by_hash[digest] = name
-        return f"@{name} sha256:{digest[:12]}"
+        return f"{symbol_ref(name)} sha256:{digest[:12]}"
 
     def attr(self, kind: str, value, hint: str, indent: str) -> str:
         if kind == "bool":
@@ -115,7 +130,10 @@ class Printer:
         if kind == "tensor":
             return self.tensor(value, hint)
         if kind == "graph":
-            return self.graph(value, indent + "  ").lstrip()
+            # a nested graph keeps its own initializers, printed right after its body
+            text = self.graph(value, indent + "  ").lstrip()
+            inits = self.initializers(value)
+            return text + "".join(f"\n{indent}  {line}" for line in inits)
         raise AssertionError(kind)
 
     # -- nodes and graphs ---------------------------------------------------------------------
@@ -130,7 +148,8 @@ class Printer:
     def _one_loc(loc: Loc) -> str:
         parts = []
         if loc.file is not None:
-            parts.append(quote(loc.file) + (f":{loc.line}" if loc.line is not None else ""))
+            # ':?' marks an unknown line, so a lone string always means a layer path
+            parts.append(quote(loc.file) + (f":{loc.line}" if loc.line is not None else ":?"))
         if loc.path:
             parts.append(quote(loc.path))
         return " ".join(parts)
@@ -157,14 +176,14 @@ class Printer:
         for v in g.inputs:
             role = "" if v.role in (None, "input") else f" {v.role}"
             params.append(f"{value_ref(v)}: {v.type}{role}")
-        lines = [f"{indent}graph @{g.name}({', '.join(params)}) {{"]
+        lines = [f"{indent}graph {symbol_ref(g.name)}({', '.join(params)}) {{"]
         for node in g.nodes:
             lines.append(self.node(node, indent + "  "))
         rets = []
         for v, name in zip(g.outputs, g.output_names):
             text = f"{value_ref(v)} as {quote(name)}"
             if name in g.aliases:
-                text += f" updates %{g.aliases[name]}"
+                text += f" updates {value_ref(Value(g.aliases[name], None))}"
             rets.append(text)
         lines.append(f"{indent}  return {', '.join(rets)}")
         lines.append(f"{indent}}}")
@@ -174,7 +193,7 @@ class Printer:
         lines = []
         for name, arr in g.initializers.items():
             ref = self.tensor(np.asarray(arr), f"init_{name}")
-            lines.append(f"init %{name} = {ref}")
+            lines.append(f"init {value_ref(Value(name, None))} = {ref}")
         return lines
 
 

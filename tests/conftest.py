@@ -1,5 +1,12 @@
 """Shared pytest configuration."""
 import os
+import sys
+
+# Shared test helpers (e.g. tests/strategies.py) import as plain modules: `import strategies`.
+# The repository root goes first so that tests/ir, tests/passes... (folders without
+# __init__.py) can never shadow the real packages as namespace packages.
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(_TESTS), _TESTS]
 
 import numpy as np
 import pytest
