@@ -122,6 +122,15 @@ def _nonneg_int(d) -> bool:
     return isinstance(d, int) and d >= 0
 
 
+def _provably_nonneg(d) -> bool:
+    """True when d >= 0 for every value of its symbols (dims are >= 0): an int >= 0 or a
+    polynomial with non-negative coefficients, e.g. the N+3 left after slicing N rows from
+    2*N+3 (concat's gradient slices its operands back out this way)."""
+    if isinstance(d, SymDim):
+        return all(c >= 0 for _, c in d.terms)
+    return _nonneg_int(d)
+
+
 def _slice_infer(ins, attrs):
     x = ins[0]
     starts, stops, steps = attrs["starts"], attrs["stops"], attrs["steps"]
@@ -133,9 +142,9 @@ def _slice_infer(ins, attrs):
         where = f"slice axis {axis} [{format_dim(lo)}:{format_dim(hi)}:{st}] of {x}"
         if st <= 0:
             raise ShapeError(f"{where}: step must be positive")
-        if not (_nonneg_int(lo) or _nonneg_int(d - lo)):
+        if not (_nonneg_int(lo) or _provably_nonneg(d - lo)):
             raise ShapeError(f"{where}: cannot prove 0 <= start <= size")
-        if not (_nonneg_int(d - hi) and (isinstance(hi, SymDim) or hi >= 0)):
+        if not (_provably_nonneg(d - hi) and (isinstance(hi, SymDim) or hi >= 0)):
             raise ShapeError(f"{where}: cannot prove stop <= size")
         length = hi - lo
         if isinstance(length, int):
