@@ -8,6 +8,8 @@ from ir import Graph, GraphcError, ShapeError, TensorType, f32, f64, i32, i64, b
 # -- front end (tensor, functional ops, tracing) ------------------------------------------------
 
 # -- compiler driver and runtime -----------------------------------------------------------------
+from .compiler import compile  # noqa: E402,F401  (graphc.compile(graph) -> Executable)
+from runtime import Executable, ExecutionError  # noqa: E402,F401
 
 # -- training: autodiff, nn, losses, optimizers, Model ----------------------------------------
 

@@ -1,0 +1,128 @@
+"""Lowerings of conv2d and its two gradients: direct loop nests (NCHW, OIHW), correct for every
+stride / padding / dilation / groups combination. The speed work replaces each kernel (packed
+weights, vectorised over output channels or width) behind the same registry entry.
+
+Geometry shared by all three: input row ih = oh*sh - pad_top + kh*dh (likewise iw). A
+position outside the input is padding. The references pad with zeros and multiply them in,
+so here padding contributes 0 * w (not nothing): a NaN or inf weight poisons the output
+exactly as in the reference. Loads use a clamped index and a select, so nothing outside a
+buffer is read. The gradient wrt the input scatters each dy element into the taps it came
+from (padding taps are dropped, as the reference's crop does).
+"""
+from __future__ import annotations
+
+from . import helpers as h
+from .kernel import KernelBuilder
+from .registry import lowering
+
+
+class _Geometry:
+    """Static conv attributes and the runtime index helpers built on them."""
+
+    def __init__(self, kb: KernelBuilder, attrs, x_shape, w_shape, out_hw):
+        self.kb, self.b = kb, kb.b
+        self.sh, self.sw = attrs["stride"]
+        self.pt, self.pl = attrs["padding"][0], attrs["padding"][1]
+        self.dh, self.dw = attrs["dilation"]
+        self.groups = attrs["groups"]
+        self.n = kb.dim(x_shape[0])
+        self.c, self.hgt, self.wid = x_shape[1], x_shape[2], x_shape[3]
+        self.o, self.cg, self.kh, self.kw = w_shape
+        self.og = self.o // self.groups
+        self.oh, self.ow = out_hw
+
+    def tap(self, oh, ow, kh, kw):
+        """(ih, iw, inside) for output position (oh, ow) and kernel tap (kh, kw)."""
+        b = self.b
+        ih = b.add(b.sub(b.mul(oh, h.i64(self.sh)), h.i64(self.pt)), b.mul(kh, h.i64(self.dh)))
+        iw = b.add(b.sub(b.mul(ow, h.i64(self.sw)), h.i64(self.pl)), b.mul(kw, h.i64(self.dw)))
+        inside = b.and_(b.icmp_unsigned("<", ih, h.i64(self.hgt)),
+                        b.icmp_unsigned("<", iw, h.i64(self.wid)))
+        return ih, iw, inside
+
+    def x_index(self, n, ch, ih, iw):
+        b = self.b
+        return h.add(b, h.mul(b, h.add(b, h.mul(b, h.add(b, h.mul(b, n, h.i64(self.c)), ch),
+                                                h.i64(self.hgt)), ih), h.i64(self.wid)), iw)
+
+    def w_index(self, oc, c, kh, kw):
+        b = self.b
+        return h.add(b, h.mul(b, h.add(b, h.mul(b, h.add(b, h.mul(b, oc, h.i64(self.cg)), c),
+                                                h.i64(self.kh)), kh), h.i64(self.kw)), kw)
+
+    def y_index(self, n, oc, oh, ow):
+        b = self.b
+        return h.add(b, h.mul(b, h.add(b, h.mul(b, h.add(b, h.mul(b, n, h.i64(self.o)), oc),
+                                                h.i64(self.oh)), oh), h.i64(self.ow)), ow)
+
+    def in_channel(self, oc, c):
+        """Input channel of filter channel c for output channel oc (its group's block)."""
+        b = self.b
+        group = b.udiv(oc, h.i64(self.og))
+        return h.add(b, h.mul(b, group, h.i64(self.cg)), c)
+
+    def load_x_or_zero(self, buf, n, ch, ih, iw, inside, typ):
+        b = self.b
+        safe = b.select(inside, self.x_index(n, ch, ih, iw), h.i64(0))
+        return b.select(inside, self.kb.load(buf, safe), h.const_like(typ, 0.0))
+
+
+def _fma(b, acc, x, y):
+    return b.fadd(acc, b.fmul(x, y))
+
+
+def _zero(kb: KernelBuilder, buf) -> None:
+    nbytes = h.mul(kb.b, kb.numel(buf.shape), h.i64(buf.dtype.itemsize))
+    h.memset_zero(kb.b, buf.ptr, nbytes)
+
+
+@lowering("conv2d")
+def _conv2d(kb: KernelBuilder, node) -> None:
+    (x, w), (y,) = kb.inputs, kb.outputs
+    g = _Geometry(kb, node.attrs, x.shape, w.shape, y.shape[2:])
+    b = kb.b
+    typ = h.register_type(y.dtype)
+    acc = kb.local(typ)
+    extents = [g.n, h.i64(g.o), h.i64(g.oh), h.i64(g.ow)]
+    with h.loop_nest(b, extents, name="y") as (n, oc, oh, ow):
+        kb.put(acc, h.const_like(typ, 0.0))
+        with h.loop_nest(b, [h.i64(g.cg), h.i64(g.kh), h.i64(g.kw)], name="t") as (c, kh, kw):
+            ih, iw, inside = g.tap(oh, ow, kh, kw)
+            xv = g.load_x_or_zero(x, n, g.in_channel(oc, c), ih, iw, inside, typ)
+            kb.put(acc, _fma(b, kb.get(acc, typ), xv, kb.load(w, g.w_index(oc, c, kh, kw))))
+        kb.store(y, g.y_index(n, oc, oh, ow), kb.get(acc, typ))
+
+
+@lowering("conv2d_grad_input")
+def _conv2d_grad_input(kb: KernelBuilder, node) -> None:
+    (dy, w), (dx,) = kb.inputs, kb.outputs
+    g = _Geometry(kb, node.attrs, dx.shape, w.shape, dy.shape[2:])
+    b = kb.b
+    _zero(kb, dx)
+    extents = [g.n, h.i64(g.o), h.i64(g.oh), h.i64(g.ow)]
+    with h.loop_nest(b, extents, name="dy") as (n, oc, oh, ow):
+        d = kb.load(dy, g.y_index(n, oc, oh, ow))
+        with h.loop_nest(b, [h.i64(g.cg), h.i64(g.kh), h.i64(g.kw)], name="t") as (c, kh, kw):
+            ih, iw, inside = g.tap(oh, ow, kh, kw)
+            with b.if_then(inside):
+                at = g.x_index(n, g.in_channel(oc, c), ih, iw)
+                kb.store(dx, at, _fma(b, kb.load(dx, at), d, kb.load(w, g.w_index(oc, c, kh, kw))))
+
+
+@lowering("conv2d_grad_filter")
+def _conv2d_grad_filter(kb: KernelBuilder, node) -> None:
+    (x, dy), (dw,) = kb.inputs, kb.outputs
+    g = _Geometry(kb, node.attrs, x.shape, dw.shape, dy.shape[2:])
+    b = kb.b
+    typ = h.register_type(dw.dtype)
+    acc = kb.local(typ)
+    extents = [h.i64(g.o), h.i64(g.cg), h.i64(g.kh), h.i64(g.kw)]
+    with h.loop_nest(b, extents, name="w") as (oc, c, kh, kw):
+        kb.put(acc, h.const_like(typ, 0.0))
+        ch = g.in_channel(oc, c)
+        with h.loop_nest(b, [g.n, h.i64(g.oh), h.i64(g.ow)], name="s") as (n, oh, ow):
+            ih, iw, inside = g.tap(oh, ow, kh, kw)
+            xv = g.load_x_or_zero(x, n, ch, ih, iw, inside, typ)
+            kb.put(acc, _fma(b, kb.get(acc, typ), kb.load(dy, g.y_index(n, oc, oh, ow)), xv))
+        kb.store(dw, g.w_index(oc, c, kh, kw), kb.get(acc, typ))
+

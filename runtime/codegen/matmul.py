@@ -1,0 +1,62 @@
+"""Lowering of matmul: batched, either operand transposed, any numeric dtype.
+
+A straightforward loop nest, correct for every flag combination; the speed work replaces it
+with packed, register-tiled micro-kernels behind the same lowering entry.
+- transpose_b = False: i-k-j order. C's row is zeroed, then for each k the row of B (contiguous
+  in j) is scaled by A[i,k] and added: the inner loop is a contiguous, vectorisable axpy.
+- transpose_b = True: B is stored N x K, so each C[i,j] is a dot product over k, contiguous
+  in B (and in A when A is not transposed).
+Products and sums use plain fmul/fadd (no FMA contraction without fast-math), so float
+results agree with numpy/BLAS to rounding, not bit for bit. Integer matmul wraps.
+"""
+from __future__ import annotations
+
+from . import helpers as h
+from .kernel import KernelBuilder
+from .registry import lowering
+
+
+@lowering("matmul")
+def _matmul(kb: KernelBuilder, node) -> None:
+    (a, bm), (c,) = kb.inputs, kb.outputs
+    b = kb.b
+    ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
+    batch = h.product(b, kb.extents(c.shape[:-2]))
+    m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
+    k_dim = kb.dim(a.shape[-2] if ta else a.shape[-1])
+    is_float = c.dtype.is_float
+    typ = h.register_type(c.dtype)
+    zero = h.const_like(typ, 0)
+
+    def madd(acc, x, y):
+        return b.fadd(acc, b.fmul(x, y)) if is_float else b.add(acc, b.mul(x, y))
+
+    mk, kn, mn = h.mul(b, m, k_dim), h.mul(b, k_dim, n), h.mul(b, m, n)
+
+    def a_index(base, i, k):   # A[i, k]
+        return h.add(b, base, h.mul(b, k, m), i) if ta else h.add(b, base, h.mul(b, i, k_dim), k)
+
+    def b_index(base, k, j):   # B[k, j]
+        return h.add(b, base, h.mul(b, j, k_dim), k) if tb else h.add(b, base, h.mul(b, k, n), j)
+
+    with h.counted_loop(b, batch, name="batch") as p:
+        a_base, b_base, c_base = h.mul(b, p, mk), h.mul(b, p, kn), h.mul(b, p, mn)
+        with h.counted_loop(b, m, name="i") as i:
+            row = h.add(b, c_base, h.mul(b, i, n))
+            if not tb:
+                with h.counted_loop(b, n, name="j0") as j:
+                    kb.store(c, h.add(b, row, j), zero)
+                with h.counted_loop(b, k_dim, name="k") as k:
+                    aik = kb.load(a, a_index(a_base, i, k))
+                    with h.counted_loop(b, n, name="j") as j:
+                        at = h.add(b, row, j)
+                        kb.store(c, at, madd(kb.load(c, at), aik, kb.load(bm, b_index(b_base, k, j))))
+            else:
+                acc = kb.local(typ)
+                with h.counted_loop(b, n, name="j") as j:
+                    kb.put(acc, zero)
+                    with h.counted_loop(b, k_dim, name="k") as k:
+                        x = kb.load(a, a_index(a_base, i, k))
+                        y = kb.load(bm, b_index(b_base, k, j))
+                        kb.put(acc, madd(kb.get(acc, typ), x, y))
+                    kb.store(c, h.add(b, row, j), kb.get(acc, typ))

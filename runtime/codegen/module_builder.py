@@ -1,0 +1,167 @@
+"""Build the LLVM module of one graph: kernels, constant globals, the entry function.
+
+The module holds one internal kernel function per node that needs code (see plan.py for the
+nodes that do not), the constants as read-only 64-byte-aligned globals, and the two exported
+functions of the ABI (abi.py): `graphc_entry`, which computes the arena slot addresses from
+the symbol values, calls the kernels in graph order (returning node index + 1 as soon as one
+reports an error), then performs the plan's final copies; and `graphc_arena_bytes`, which
+computes the arena size from the same slot formulas, so Python and C callers size the arena
+with exactly the arithmetic the entry uses.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+import numpy as np
+
+from ir import CompileError, GraphcError
+from ir.graph import Graph
+
+from .. import abi
+from ..plan import ARENA, ARENA_ALIGN, CONSTANT, INPUT, OUTPUT, PARAM, BufferPlan, Home
+from . import helpers as h
+from .kernel import KernelBuilder, eval_dim
+from .registry import LOWERINGS
+
+
+class ModuleContext:
+    """Module-wide state kernels share: the module, target, symbol order, constant globals."""
+
+    def __init__(self, module: ir.Module, target, symbols: tuple):
+        self.module = module
+        self.target = target
+        self.symbols = tuple(symbols)
+        self._globals: dict = {}
+
+    def constant_global(self, array: np.ndarray) -> ir.GlobalVariable:
+        """A private read-only global holding `array`'s bytes (one per distinct array)."""
+        key = id(array)
+        if key not in self._globals:
+            data = np.ascontiguousarray(array)
+            if data.dtype == np.bool_:
+                data = data.view(np.uint8)
+            raw = bytearray(data.tobytes())
+            typ = ir.ArrayType(h.I8, max(len(raw), 1))
+            g = ir.GlobalVariable(self.module, typ, name=f"const.{len(self._globals)}")
+            g.initializer = ir.Constant(typ, raw or bytearray(1))
+            g.global_constant = True
+            g.linkage = "private"
+            g.unnamed_addr = True
+            g.align = ARENA_ALIGN
+            self._globals[key] = (array, g)       # keep the array alive: ids stay unique
+        return self._globals[key][1]
+
+
+def _align_up(b, x: ir.Value, align: int) -> ir.Value:
+    return b.and_(b.add(x, h.i64(align - 1)), h.i64(-align))
+
+
+def emit_arena_layout(b: ir.IRBuilder, plan: BufferPlan, symbol_values: dict):
+    """(slot byte offsets, total bytes) as i64 values; each slot is the max of its values'
+    sizes rounded up to the arena alignment."""
+    offsets, total = [], h.i64(0)
+    for slot in plan.slots:
+        size = None
+        for nbytes in slot.sizes:
+            v = eval_dim(b, nbytes, symbol_values)
+            size = v if size is None else b.select(b.icmp_unsigned(">", v, size), v, size)
+        offsets.append(total)
+        total = h.add(b, total, _align_up(b, size, ARENA_ALIGN))
+    return offsets, total
+
+
+def build_module(graph: Graph, plan: BufferPlan, target) -> ir.Module:
+    module = ir.Module(name=graph.name)
+    module.triple = target.triple
+    module.data_layout = target.data_layout()
+    ctx = ModuleContext(module, target, plan.symbols)
+    table = abi.ArgTable(len(plan.data_inputs), len(plan.returned), len(plan.params))
+    _emit_arena_bytes_function(module, plan)
+
+    entry = ir.Function(module, ir.FunctionType(h.I32, [h.PTR, h.PTR]), name=abi.ENTRY_NAME)
+    args_arg, syms_arg = entry.args
+    args_arg.name, syms_arg.name = "args", "symbols"
+    for a in entry.args:
+        a.add_attribute("noalias")
+        a.add_attribute("captures(none)")
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+
+    def table_ptr(k: int, name: str) -> ir.Value:
+        slot = b.gep(args_arg, [h.i64(k)], inbounds=True, source_etype=h.PTR)
+        return b.load(slot, typ=h.PTR, name=name, align=8)
+
+    symbol_values = {}
+    for k, s in enumerate(plan.symbols):
+        p = b.gep(syms_arg, [h.i64(k)], inbounds=True, source_etype=h.I64)
+        symbol_values[s] = b.load(p, typ=h.I64, name=f"sym.{s}", align=8)
+    ptrs = {INPUT: [table_ptr(table.input(k), f"in.{v.name}")
+                    for k, v in enumerate(plan.data_inputs)],
+            OUTPUT: [table_ptr(table.output(k), f"out.{name}")
+                     for k, (name, _) in enumerate(plan.returned)],
+            PARAM: [table_ptr(table.param(k), f"param.{v.name}")
+                    for k, v in enumerate(plan.params)]}
+    arena = table_ptr(table.arena, "arena")
+    errinfo = table_ptr(table.errinfo, "errinfo")
+    offsets, _ = emit_arena_layout(b, plan, symbol_values)
+    ptrs[ARENA] = [b.gep(arena, [off], inbounds=True, source_etype=h.I8, name=f"slot{k}")
+                   for k, off in enumerate(offsets)]
+
+    def pointer(home: Home) -> ir.Value:
+        if home.kind == CONSTANT:
+            return ctx.constant_global(graph.nodes[home.index].attrs["value"])
+        return ptrs[home.kind][home.index]
+
+    def spec(v):
+        home = plan.home[v]
+        return (v.type.dtype, v.type.shape, plan.alignment(home, v.type.dtype))
+
+    syms_in_order = [symbol_values[s] for s in plan.symbols]
+    for i in plan.kernel_nodes:
+        node = graph.nodes[i]
+        kb = KernelBuilder(ctx, f"k{i}.{node.op}", [spec(v) for v in node.inputs],
+                           [spec(v) for v in node.outputs])
+        try:
+            LOWERINGS[node.op].emit(kb, node)
+        except GraphcError as e:
+            raise e.with_loc(node.loc) from None
+        kb.finish()
+        call_args = [errinfo] + syms_in_order + [pointer(plan.home[v])
+                                                 for v in node.inputs + node.outputs]
+        status = b.call(kb.function, call_args, name=f"status{i}")
+        failed = entry.append_basic_block(f"node{i}.failed")
+        ok = entry.append_basic_block(f"node{i}.ok")
+        b.cbranch(b.icmp_signed("!=", status, h.i32(0)), failed, ok)
+        ir.IRBuilder(failed).ret(h.i32(i + 1))
+        b.position_at_end(ok)
+
+    def copy(dst: ir.Value, src_home: Home, v_type) -> None:
+        nbytes = eval_dim(b, v_type.nbytes, symbol_values)
+        h.memcpy(b, dst, pointer(src_home), nbytes)
+
+    for v, k in plan.output_copies:
+        copy(ptrs[OUTPUT][k], plan.home[v], v.type)
+    for v, slot in plan.snapshots:
+        copy(ptrs[ARENA][slot], plan.home[v], v.type)
+    for src_home, dtype, shape, p in plan.update_copies:
+        copy(ptrs[PARAM][p], src_home, plan.params[p].type)
+    b.ret(h.i32(0))
+    return module
+
+
+def _emit_arena_bytes_function(module: ir.Module, plan: BufferPlan) -> None:
+    fn = ir.Function(module, ir.FunctionType(h.I64, [h.PTR]), name=abi.ARENA_BYTES_NAME)
+    syms = fn.args[0]
+    syms.name = "symbols"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    symbol_values = {}
+    for k, s in enumerate(plan.symbols):
+        p = b.gep(syms, [h.i64(k)], inbounds=True, source_etype=h.I64)
+        symbol_values[s] = b.load(p, typ=h.I64, align=8)
+    _, total = emit_arena_layout(b, plan, symbol_values)
+    b.ret(total)
+
+
+def check_lowerings(graph: Graph) -> None:
+    missing = sorted({n.op for n in graph.nodes if n.op not in LOWERINGS})
+    if missing:
+        raise CompileError(f"graph {graph.name!r} uses op(s) with no native lowering: "
+                           f"{', '.join(missing)}")

@@ -1,0 +1,146 @@
+"""Graph -> native code, with an in-memory compile cache.
+
+`compile_graph(graph)` plans buffers, builds the LLVM module, JIT-compiles it and returns a
+`CompiledGraph`: the immutable, shareable part of an executable (native code, buffer plan,
+ABI layout, ctypes entry points). Each `Executable` wraps one and adds what is per instance:
+parameter buffers, arenas, the argument checks bound to its graph's names.
+
+The cache key is the structural hash of the graph without its initializers (parameter values
+live in runtime buffers, not in the code), the target (CPU name, features, llvmlite version)
+and the compile options. The ABI is positional (inputs, outputs, params in graph order), so a
+cached module serves any structurally equal graph whatever its value names.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ir import CompileError
+from ir.equality import structural_hash
+from ir.graph import Graph
+
+from . import abi
+from . import codegen  # noqa: F401  (registers every lowering)
+from .codegen.module_builder import build_module, check_lowerings
+from .jit import JitModule
+from .plan import BufferPlan, plan_buffers
+from .target import Target, host_target
+
+ENTRY_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
+ARENA_BYTES_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    opt_level: int = 2
+
+    def key(self) -> tuple:
+        return (self.opt_level,)
+
+
+@dataclass
+class CompiledGraph:
+    graph: Graph                   # the graph this code was compiled from
+    plan: BufferPlan
+    table: abi.ArgTable
+    jit: JitModule
+    entry: object                  # ctypes function (releases the GIL while native code runs)
+    arena_bytes_fn: object
+    options: CompileOptions
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def llvm_ir(self) -> str:
+        return self.jit.ir_optimized
+
+    @property
+    def llvm_ir_unoptimized(self) -> str:
+        return self.jit.ir_unoptimized
+
+    @property
+    def asm(self) -> str:
+        return self.jit.asm
+
+    def arena_bytes(self, symbol_values) -> int:
+        arr = (ctypes.c_int64 * max(1, len(symbol_values)))(*symbol_values)
+        return int(self.arena_bytes_fn(ctypes.addressof(arr)))
+
+
+class CompileCache:
+    """Thread-safe in-memory cache; concurrent requests for one key compile it once."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict = {}
+        self._key_locks: dict = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_compile(self, key, build):
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self.hits += 1
+                return found
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                found = self._entries.get(key)
+                if found is not None:
+                    self.hits += 1
+                    return found
+            value = build()
+            with self._lock:
+                self._entries[key] = value
+                self.misses += 1
+                self._key_locks.pop(key, None)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+COMPILE_CACHE = CompileCache()
+
+
+def cache_key(graph: Graph, target: Target, options: CompileOptions) -> tuple:
+    code_graph = graph.clone()
+    code_graph.initializers = {}
+    return (structural_hash(code_graph), target.key, options.key())
+
+
+def compile_graph(graph: Graph, opt_level: int = 2, target: Optional[Target] = None,
+                  cache: bool = True) -> CompiledGraph:
+    """Compile `graph` for `target` (the host by default); reuse a cached result if any."""
+    if not isinstance(graph, Graph):
+        raise CompileError(f"compile expects an ir.Graph, found {type(graph).__name__}")
+    if opt_level not in (0, 1, 2, 3):
+        raise CompileError(f"opt_level must be 0, 1, 2 or 3, found {opt_level!r}")
+    target = target or host_target()
+    options = CompileOptions(opt_level)
+    if not cache:
+        return _compile(graph, target, options)
+    return COMPILE_CACHE.get_or_compile(cache_key(graph, target, options),
+                                        lambda: _compile(graph, target, options))
+
+
+def _compile(graph: Graph, target: Target, options: CompileOptions) -> CompiledGraph:
+    t0 = time.perf_counter()
+    check_lowerings(graph)
+    plan = plan_buffers(graph)
+    module = build_module(graph, plan, target)
+    text = str(module)
+    t1 = time.perf_counter()
+    jit = JitModule(text, target, options.opt_level)
+    entry = ENTRY_TYPE(jit.address(abi.ENTRY_NAME))
+    arena_fn = ARENA_BYTES_TYPE(jit.address(abi.ARENA_BYTES_NAME))
+    table = abi.ArgTable(len(plan.data_inputs), len(plan.returned), len(plan.params))
+    timings = dict(build_ir=t1 - t0, **jit.timings, total=time.perf_counter() - t0)
+    return CompiledGraph(graph, plan, table, jit, entry, arena_fn, options, timings)

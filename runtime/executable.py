@@ -1,0 +1,226 @@
+"""Executable: the call boundary between numpy arrays and a compiled graph.
+
+    exe = graphc.compile(graph)
+    y = exe(x)                      # one returned output -> one array
+    y1, y2 = exe(x, mask=m)         # several -> a tuple in graph output order
+    outs = exe.run({"x": x})        # dict in, dict (output name -> array) out
+
+Semantics (decided here, documented for users):
+- Arguments are the graph's data inputs (role "input"), positional in graph order and/or by
+  name. Params and state are not arguments: they live in runtime-owned 64-byte-aligned
+  buffers initialised from graph.initializers; read them with `exe.params` (live numpy views)
+  and replace them with `exe.set_params({...})` (validated, copied in).
+- Every argument is checked before native code runs (runtime/arguments.py); non-contiguous or
+  misaligned arrays are copied, never rejected.
+- Outputs that update a param (graph.aliases) are written in place into that param's buffer
+  after the whole graph ran, and are NOT returned; the call returns the other outputs as
+  fresh arrays (or writes them into `out=`).
+- Thread safety: concurrent calls on one executable are safe and independent: each call
+  borrows its own call context (argument table, symbol array, arena, error slot) from a pool.
+  Calls that update params in place from several threads race on those params, as any shared
+  mutable state would: serialise such calls yourself.
+- A runtime failure inside native code (a gather index out of range) raises ExecutionError
+  naming the node and its source location; nothing out of bounds is read.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Mapping, Optional
+
+import numpy as np
+
+from ir import ArgumentError, GraphcError
+from ir.graph import Graph
+from ir.symbolic import evaluate
+
+from . import abi
+from .arguments import ArgumentChecker, check_out_array
+from .compile import CompiledGraph
+from .params import ParamStore, aligned_empty, data_address
+from .plan import call_signature, describe
+
+
+class ExecutionError(GraphcError):
+    """Native code stopped at a node and reported why (e.g. a gather index out of range)."""
+
+
+class _CallContext:
+    """Everything one in-flight call writes: argument table, symbols, arena, error slot."""
+
+    def __init__(self, table: abi.ArgTable, n_symbols: int, param_addresses):
+        self.table = (ctypes.c_void_p * table.size)()
+        self.table_address = ctypes.addressof(self.table)
+        self.symbols = (ctypes.c_int64 * max(1, n_symbols))()
+        self.symbols_address = ctypes.addressof(self.symbols)
+        self.errinfo = np.zeros(abi.ERRINFO_WORDS, np.int64)
+        self.table[table.errinfo] = data_address(self.errinfo)
+        for k, addr in enumerate(param_addresses):
+            self.table[table.param(k)] = addr
+        self.arena_slot = table.arena
+        self.arena = None
+        self.binding = None
+
+    def bind(self, env: tuple, arena_bytes: int) -> None:
+        if env == self.binding:
+            return
+        for k, v in enumerate(env):
+            self.symbols[k] = v
+        if self.arena is None or self.arena.nbytes < arena_bytes:
+            self.arena = aligned_empty(arena_bytes)
+            self.table[self.arena_slot] = data_address(self.arena)
+        self.binding = env
+
+
+class Executable:
+    def __init__(self, compiled: CompiledGraph, graph: Graph):
+        self.compiled = compiled
+        self.graph = graph
+        sig = call_signature(graph)
+        self.symbols = sig.symbols
+        self.input_names = [v.name for v in sig.data_inputs]
+        self.output_names = [name for name, _ in sig.returned]
+        self.updated_params = {name: sig.params[p].name for name, _, p in sig.updates}
+        self._checker = ArgumentChecker(graph.name, sig.data_inputs, sig.params, sig.symbols)
+        self._outputs = [(name, v.type.dtype.np_dtype, tuple(v.type.shape))
+                         for name, v in sig.returned]
+        self._params = ParamStore(sig.params, graph.initializers)
+        self._entry = compiled.entry
+        self._table = compiled.table
+        self._bindings: dict = {}             # symbol values -> (output shapes, arena bytes)
+        self._pool: list = []
+        self._pool_lock = threading.Lock()
+
+    # -- calling -------------------------------------------------------------------------------
+    def __call__(self, *args, out=None, **named):
+        results = self._call(args, named, out)
+        if len(results) == 1:
+            return results[0]
+        return tuple(results)
+
+    def run(self, inputs: Mapping, out: Optional[Mapping] = None) -> dict:
+        """Run with a dict of inputs by name; returns a dict output name -> array."""
+        if not isinstance(inputs, Mapping):
+            raise ArgumentError(f"run() takes a dict of inputs by name, found "
+                                f"{type(inputs).__name__}")
+        return dict(zip(self.output_names, self._call((), inputs, out)))
+
+    def _call(self, args, named, out):
+        arrays = self._checker.collect(args, named)
+        env = self._checker.check(arrays)
+        if self._params.unset:
+            self._params.check_all_set()
+        shapes, arena_bytes = self._binding(env)
+        outputs = self._make_outputs(shapes, out, arrays)
+        ctx = self._acquire()
+        try:
+            ctx.bind(env, arena_bytes)
+            table = ctx.table
+            for k, arr in enumerate(arrays):
+                table[k] = arr.__array_interface__["data"][0]
+            base = self._table.n_inputs
+            for k, arr in enumerate(outputs):
+                table[base + k] = arr.__array_interface__["data"][0]
+            status = self._entry(ctx.table_address, ctx.symbols_address)
+            if status:
+                raise self._runtime_error(status, ctx.errinfo)
+        finally:
+            self._release(ctx)
+        return outputs
+
+    def _binding(self, env: tuple):
+        found = self._bindings.get(env)
+        if found is None:
+            binding = dict(zip(self.symbols, env))
+            shapes = [tuple(evaluate(d, binding) for d in shape) for _, _, shape in self._outputs]
+            found = (shapes, self.compiled.arena_bytes(env))
+            if len(self._bindings) > 64:          # bound the cache for callers that vary N a lot
+                self._bindings.clear()
+            self._bindings[env] = found
+        return found
+
+    def _make_outputs(self, shapes, out, arrays):
+        if out is None:
+            return [np.empty(shape, np_dtype)
+                    for (_, np_dtype, _), shape in zip(self._outputs, shapes)]
+        names = [name for name, _, _ in self._outputs]
+        if isinstance(out, np.ndarray):
+            out = (out,)
+        if isinstance(out, Mapping):
+            unknown = sorted(set(out) - set(names))
+            if unknown or len(out) != len(names):
+                raise ArgumentError(f"out= must give exactly the outputs {names}, found "
+                                    f"{sorted(out)}")
+            out = [out[n] for n in names]
+        out = list(out)
+        if len(out) != len(names):
+            raise ArgumentError(f"out= must hold {len(names)} array(s) for outputs {names}, "
+                                f"found {len(out)}")
+        others = list(arrays) + list(self._params.views.values())
+        checked = []
+        for (name, np_dtype, _), shape, arr in zip(self._outputs, shapes, out):
+            checked.append(check_out_array(name, arr, np_dtype, shape, others + checked))
+        return checked
+
+    def _acquire(self) -> _CallContext:
+        with self._pool_lock:
+            if self._pool:
+                return self._pool.pop()
+        return _CallContext(self._table, len(self.symbols), self._params.addresses)
+
+    def _release(self, ctx: _CallContext) -> None:
+        with self._pool_lock:
+            self._pool.append(ctx)
+
+    def _runtime_error(self, status: int, errinfo: np.ndarray) -> GraphcError:
+        node = self.graph.nodes[status - 1]
+        kind, value, bound, axis = (int(x) for x in errinfo)
+        if kind == 1:
+            msg = (f"{node.op}: index {value} is out of range [0, {bound}) on axis {axis} "
+                   f"(node %{node.outputs[0].name})")
+        elif kind == 2:
+            msg = (f"{node.op}: axis {axis} is empty; there is no maximum to index "
+                   f"(node %{node.outputs[0].name})")
+        else:
+            msg = f"{node.op}: native code reported error kind {kind} (node %{node.outputs[0].name})"
+        return ExecutionError(msg, node.loc)
+
+    # -- parameters ----------------------------------------------------------------------------
+    @property
+    def params(self) -> dict:
+        """Live views of the param/state buffers by name (writing them changes the model)."""
+        return dict(self._params.views)
+
+    def set_params(self, values: Mapping) -> None:
+        """Copy new values into params/state (validated: names, dtypes, shapes)."""
+        self._params.set(values)
+
+    # -- study ---------------------------------------------------------------------------------
+    @property
+    def llvm_ir(self) -> str:
+        """Optimised LLVM IR of the module."""
+        return self.compiled.llvm_ir
+
+    @property
+    def llvm_ir_unoptimized(self) -> str:
+        return self.compiled.llvm_ir_unoptimized
+
+    @property
+    def asm(self) -> str:
+        return self.compiled.asm
+
+    @property
+    def plan_text(self) -> str:
+        """Where every value lives (names from the graph the cached code was compiled from)."""
+        return describe(self.compiled.plan, self.compiled.graph)
+
+    def arena_bytes(self, **symbols) -> int:
+        """Arena size for a symbol binding, e.g. exe.arena_bytes(N=32)."""
+        missing = [s for s in self.symbols if s not in symbols]
+        if missing:
+            raise ArgumentError(f"arena_bytes needs a value for {', '.join(missing)}")
+        return self.compiled.arena_bytes([int(symbols[s]) for s in self.symbols])
+
+    def __repr__(self) -> str:
+        return (f"<Executable {self.graph.name!r}: inputs {self.input_names}, outputs "
+                f"{self.output_names}, symbols {list(self.symbols)}>")

@@ -1,0 +1,96 @@
+"""Turn a module's IR text into native code in this process (MCJIT).
+
+`JitModule` parses and verifies the text, runs the O-level pipeline, checks that every external
+symbol resolves (MCJIT's finalize_object does not fail on an unresolved symbol; the process
+would crash on the first call instead), and keeps the engine alive for as long as the
+executable that uses its function addresses. Optimised and unoptimised IR text are kept for
+study; assembly is produced on first request.
+"""
+from __future__ import annotations
+
+import ctypes.util
+import threading
+import time
+
+import llvmlite.binding as llvm
+
+from ir import CompileError
+
+from .target import LLVM_LOCK, Target, initialise_llvm
+
+# Functions LLVM may emit calls to while lowering intrinsics (llvm.exp -> expf, ...).
+_LIBM_NAMES = ("exp", "expf", "log", "logf", "pow", "powf", "sqrt", "sqrtf")
+_libm_loaded = False
+_libm_lock = threading.Lock()
+
+
+def _load_libm() -> None:
+    global _libm_loaded
+    with _libm_lock:
+        if _libm_loaded:
+            return
+        path = ctypes.util.find_library("m")
+        if path:
+            llvm.load_library_permanently(path)
+        _libm_loaded = True
+
+
+class JitModule:
+    def __init__(self, ir_text: str, target: Target, opt_level: int = 2):
+        initialise_llvm()
+        _load_libm()
+        self.target = target
+        self.opt_level = opt_level
+        self.ir_unoptimized = ir_text
+        self.timings: dict = {}
+        with LLVM_LOCK:
+            t0 = time.perf_counter()
+            try:
+                mod = llvm.parse_assembly(ir_text)
+                mod.verify()
+            except RuntimeError as e:
+                raise CompileError(f"generated LLVM IR is invalid (a codegen bug): {e}") from None
+            t1 = time.perf_counter()
+            target.optimise(mod, opt_level)
+            t2 = time.perf_counter()
+            self.ir_optimized = str(mod)
+            self._check_symbols(mod)
+            self.engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(opt_level))
+            self.engine.finalize_object()
+            t3 = time.perf_counter()
+        self.timings.update(parse=t1 - t0, optimise=t2 - t1, codegen=t3 - t2)
+        self._asm = None
+
+    @staticmethod
+    def _check_symbols(mod) -> None:
+        missing = []
+        names = {f.name for f in mod.functions if f.is_declaration}
+        for name in sorted(names | set(_LIBM_NAMES)):
+            if name.startswith("llvm."):
+                continue
+            if not llvm.address_of_symbol(name):
+                missing.append(name)
+        if missing:
+            raise CompileError(f"native code needs symbol(s) {', '.join(missing)} that this "
+                               "process does not provide (libm not found?)")
+
+    def address(self, name: str) -> int:
+        with LLVM_LOCK:
+            addr = self.engine.get_function_address(name)
+        if not addr:
+            raise CompileError(f"compiled module has no function {name!r}")
+        return addr
+
+    @property
+    def asm(self) -> str:
+        """Assembly of the optimised module for this target (produced on first use)."""
+        if self._asm is None:
+            with LLVM_LOCK:
+                mod = llvm.parse_assembly(self.ir_optimized)
+                self._asm = self.target.emit_assembly(mod)
+        return self._asm
+
+    def object_code(self) -> bytes:
+        """An ELF object of the optimised module (for export bundles and on-disk caches)."""
+        with LLVM_LOCK:
+            return self.target.emit_object(llvm.parse_assembly(self.ir_optimized))
