@@ -23,7 +23,7 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Callable, Iterable
 
-from ir import Graph, GraphcError, ShapeError, TensorType
+from ir import Graph, GraphcError, PassError, ShapeError, TensorType
 from ir.attrs import check_attrs
 from ir.builder import check_arity, infer_types
 from ir.opdef import get_op
@@ -44,12 +44,12 @@ def infer_shapes(graph: Graph, ctx: PassContext | None = None):
     unifier = _Unifier(_symbol_order(g))
     # Each unification substitutes the whole graph and restarts the walk, so the final walk
     # checks every node against the final types. Every restart removes a symbol: it ends.
-    while True:
-        merged = _check_nodes(g, unifier, ctx)
-        if not merged:
-            merged = _check_aliases(g, unifier, ctx)
-        if not merged:
-            break
+    restarts_left = len(unifier.rank) + 1
+    while _check_nodes(g, unifier, ctx) or _check_aliases(g, unifier, ctx):
+        restarts_left -= 1
+        if restarts_left < 0:
+            raise PassError("shape-infer: unifying symbols did not converge (a substitution "
+                            "left a merged symbol in the graph); this is a bug in shape-infer")
     refined = sum(1 for id_, v in _values_by_position(g) if original.get(id_) != v.type)
     return g, {"nodes_checked": len(g.nodes), "types_refined": refined,
                "unified_symbols": unifier.merges}
