@@ -6,6 +6,12 @@ Build a graph with the front end (symbolic Tensors, functional ops, nn layers), 
 from ir import Graph, GraphcError, ShapeError, TensorType, f32, f64, i32, i64, bool_  # noqa: F401
 
 # -- front end (tensor, functional ops, tracing) ------------------------------------------------
+from . import functional, tensor, tracing  # noqa: E402,F401
+from .functional import *  # noqa: E402,F401,F403  (graphc.relu, graphc.matmul, ...)
+from .scope import current_path as current_scope, scope  # noqa: E402,F401
+from .tensor import (Tensor, TraceError, as_tensor, building, constant, current_graph,  # noqa
+                     emit, unwrap, wrap)
+from .tracing import Function, Spec, function, param, spec, trace  # noqa: E402,F401
 
 # -- compiler driver and runtime -----------------------------------------------------------------
 from .compiler import compile  # noqa: E402,F401  (graphc.compile(graph) -> Executable)
