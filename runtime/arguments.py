@@ -21,6 +21,7 @@ from ir import ArgumentError
 from ir.symbolic import SymDim, evaluate, format_shape
 
 STATIC, BIND, EXPR = 0, 1, 2
+_DENSE_AND_ALIGNED = 0x0001 | 0x0100       # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
 
 
 class InputSpec:
@@ -57,6 +58,8 @@ class ArgumentChecker:
     # -- which array is which input -------------------------------------------------------------
     def collect(self, args: Sequence, named: Mapping) -> list:
         n = len(self.specs)
+        if not named and len(args) == n:
+            return list(args)
         if len(args) > n:
             raise ArgumentError(f"graph {self.graph_name!r} takes {n} input(s) "
                                 f"({', '.join(self.names) or 'none'}), found {len(args)} "
@@ -115,7 +118,7 @@ class ArgumentChecker:
                             f"{self.symbols[payload]}={n} (axis {axis}, shape {shape})")
                 else:
                     deferred.append((spec, axis, payload, shape))
-            if not (arr.flags.c_contiguous and arr.flags.aligned):
+            if arr.flags.num & _DENSE_AND_ALIGNED != _DENSE_AND_ALIGNED:
                 arr = np.array(arr, order="C", copy=True)
             arrays[k] = arr
         if deferred:

@@ -117,10 +117,10 @@ class Executable:
             ctx.bind(env, arena_bytes)
             table = ctx.table
             for k, arr in enumerate(arrays):
-                table[k] = arr.__array_interface__["data"][0]
+                table[k] = data_address(arr)
             base = self._table.n_inputs
             for k, arr in enumerate(outputs):
-                table[base + k] = arr.__array_interface__["data"][0]
+                table[base + k] = data_address(arr)
             status = self._entry(ctx.table_address, ctx.symbols_address)
             if status:
                 raise self._runtime_error(status, ctx.errinfo)

@@ -1,0 +1,167 @@
+"""Codegen structure: target facts, the shape of the generated IR, fused elementwise groups,
+the buffer plan, the compile cache."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import graphc
+import ir
+from ir import Graph, TensorType, emit
+from runtime import COMPILE_CACHE, compile_graph, host_target
+from runtime.codegen.elementwise import emit_elementwise_group, lower_fused_subgraph
+from runtime.plan import ARENA, plan_buffers
+from runtime.target import _vector_width_f32
+
+from rt_kernel import compile_kernel
+
+
+def _t(shape, dtype="f32"):
+    return TensorType(shape, dtype)
+
+
+# -- target ------------------------------------------------------------------------------------
+def test_vector_width_comes_from_cpu_features():
+    assert _vector_width_f32("+sse2,+avx,+avx2,+avx512f,+fma") == 16
+    assert _vector_width_f32("+sse2,+avx,+avx2,-avx512f") == 8
+    assert _vector_width_f32("+sse2,-avx,-avx2") == 4
+    t = host_target()
+    assert t.cpu and t.features and t.vector_width(4) * 32 == t.vector_bits
+    assert t.vector_width(8) == t.vector_width(4) // 2
+    assert t.key[1] == t.cpu and t.key[2] == t.features
+
+
+# -- generated IR ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def maxgraph():
+    g = Graph("maxgraph")
+    x = g.add_input("x", _t(("N",)))
+    y = g.add_input("y", _t(("N",)))
+    g.add_output(emit(g, "maximum", [x, y]))
+    return graphc.compile(g)
+
+
+def test_kernels_are_internal_noalias_aligned_functions(maxgraph):
+    text = maxgraph.llvm_ir_unoptimized
+    assert re.search(r'define internal i32 @"k0\.maximum"\(ptr noalias %"?[.\w]*"?, i64 '
+                     r'%"sym\.N", ptr noalias align 4 %"in0", ptr noalias align 4 %"in1", '
+                     r'ptr noalias align 4 %"out0"\)', text), text[:2000]
+    assert 'define i32 @"graphc_entry"(ptr' in text
+    assert 'define i64 @"graphc_arena_bytes"(ptr' in text
+
+
+def test_nan_semantics_and_no_fast_math(maxgraph):
+    text = maxgraph.llvm_ir_unoptimized
+    assert "fcmp uno" in text and "maxnum" not in text and "maximum" not in text.split("@")[0]
+    for flag in (" fast ", " nnan ", " ninf ", " reassoc ", " nsz ", " afn "):
+        assert flag not in text and flag not in maxgraph.llvm_ir
+
+
+def test_elementwise_loop_is_vectorised_at_the_target_width(maxgraph):
+    width = host_target().vector_width(4)
+    lanes = {int(n) for n in re.findall(r"<(\d+) x float>", maxgraph.llvm_ir)}
+    assert lanes and max(lanes) == width, lanes
+    if host_target().vector_bits == 512:
+        assert "zmm" in maxgraph.asm
+
+
+def test_ir_and_asm_are_exposed(maxgraph):
+    assert maxgraph.llvm_ir.startswith("; ModuleID")
+    assert "graphc_entry" in maxgraph.asm
+
+
+# -- fused elementwise groups ------------------------------------------------------------------
+def test_a_fused_group_is_one_loop_with_no_intermediate_buffers():
+    """relu(x * w_bcast + b_bcast) with a shared subexpression, as ONE kernel, one loop."""
+    sub = Graph("fused")
+    x = sub.add_input("x", _t(("N", 7)))
+    w = sub.add_input("w", _t((7,)))
+    b = sub.add_input("b", _t(()))
+    xw = emit(sub, "mul", [x, emit(sub, "broadcast", [w], {"shape": ("N", 7), "dims": (1,)})])
+    z = emit(sub, "add", [xw, emit(sub, "broadcast", [b], {"shape": ("N", 7), "dims": ()})])
+    r = emit(sub, "relu", [z])
+    sub.add_output(r, "r")
+    sub.add_output(emit(sub, "mul", [r, xw]), "rx")   # xw is reused: computed once per element
+    fn, text = compile_kernel(lambda kb: lower_fused_subgraph(kb, sub),
+                              [v.type for v in sub.inputs], [v.type for v in sub.outputs])
+    kernel = text[text.index('define internal i32 @"kernel"'):text.index('define i32 @"run"')]
+    assert kernel.count(".body:") == 2                 # the nest over (N, 7): one loop per axis
+    assert kernel.count("store float") == 2            # only the two outputs are written
+    assert kernel.count("fmul float") == 2             # x*w once, r*xw once
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 17):
+        args = [rng.standard_normal((n, 7)).astype(np.float32),
+                rng.standard_normal(7).astype(np.float32), np.float32(0.25)]
+        want = ir.run(sub, dict(zip(["x", "w", "b"], args)))
+        got = fn(*args, N=n)
+        np.testing.assert_array_equal(got[0], want["r"])
+        np.testing.assert_array_equal(got[1], want["rx"])
+
+
+def test_group_of_pure_elementwise_ops_uses_one_flat_loop():
+    sub = Graph("flat")
+    x = sub.add_input("x", _t(("N", 5)))
+    y = sub.add_input("y", _t(("N", 5)))
+    s = emit(sub, "select", [emit(sub, "less", [x, y]), emit(sub, "exp", [x]),
+                             emit(sub, "sqrt", [emit(sub, "abs", [y])])])
+    sub.add_output(emit(sub, "cast", [s], {"dtype": "f64"}))
+
+    def emit_group(kb):
+        emit_elementwise_group(kb, sub.nodes, dict(zip(sub.inputs, kb.inputs)),
+                               [(sub.outputs[0], kb.outputs[0])])
+
+    fn, text = compile_kernel(emit_group, [v.type for v in sub.inputs], [sub.outputs[0].type])
+    kernel = text[text.index('define internal i32 @"kernel"'):text.index('define i32 @"run"')]
+    assert kernel.count(".body:") == 1
+    rng = np.random.default_rng(1)
+    xv, yv = (rng.standard_normal((4, 5)).astype(np.float32) for _ in range(2))
+    np.testing.assert_allclose(fn(xv, yv, N=4)[0], ir.run(sub, {"x": xv, "y": yv})["out0"],
+                               rtol=1e-6)
+
+
+# -- buffer plan -------------------------------------------------------------------------------
+def test_arena_slots_are_reused_by_liveness_and_views_are_free():
+    g = Graph("chain")
+    v = g.add_input("x", _t(("N", 6)))
+    for _ in range(12):
+        v = emit(g, "neg", [v])
+    v = emit(g, "reshape", [v], {"shape": ("N", 2, 3)})
+    v = emit(g, "exp", [v])
+    g.add_output(v)
+    plan = plan_buffers(g)
+    arena = {h for h in plan.home.values() if h.kind == ARENA}
+    assert len(plan.slots) == 2 and len(arena) == 2       # 12 intermediates in 2 slots
+    reshape_index = next(i for i, n in enumerate(g.nodes) if n.op == "reshape")
+    assert reshape_index not in plan.kernel_nodes
+    exe = graphc.compile(g)
+    assert exe.arena_bytes(N=1) == 2 * 64 and exe.arena_bytes(N=100) == 2 * 2432
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    np.testing.assert_allclose(exe(x), ir.run(g, {"x": x})["out0"], rtol=5e-7)
+
+
+# -- compile cache -----------------------------------------------------------------------------
+def _scaled(name, input_name, init):
+    g = Graph(name)
+    x = g.add_input(input_name, _t(("N",)))
+    s = g.add_input("s", _t((1,)), "param", np.array([init], np.float32))
+    g.add_output(emit(g, "mul", [x, emit(g, "broadcast", [s], {"shape": ("N",), "dims": (0,)})]),
+                 "y")
+    return g
+
+
+def test_cache_serves_structurally_equal_graphs_with_their_own_names_and_params():
+    a = graphc.compile(_scaled("a", "x", 2.0))
+    hits = COMPILE_CACHE.hits
+    b = graphc.compile(_scaled("b", "features", 3.0))       # other names, other weights
+    assert COMPILE_CACHE.hits == hits + 1 and b.compiled is a.compiled
+    assert b.input_names == ["features"]
+    v = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(a(v), 2 * v)
+    np.testing.assert_array_equal(b(features=v), 3 * v)
+    c = graphc.compile(_scaled("c", "x", 2.0), opt_level=1)  # other options: other code
+    assert c.compiled is not a.compiled
+    d = graphc.compile(_scaled("d", "x", 2.0), cache=False)
+    assert d.compiled is not a.compiled
+    assert compile_graph(_scaled("e", "x", 1.0)) is a.compiled
