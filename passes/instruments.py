@@ -32,6 +32,7 @@ from ir.symbolic import evaluate
 from ir.serialize import save_gir
 
 from .manager import Instrument, PassRecord, PassResult
+from .registry import format_pipeline
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence], right: Sequence[int] = ()) -> str:
@@ -123,7 +124,7 @@ class DumpDir(Instrument):
     def __init__(self, directory):
         self.directory = os.fspath(directory)
         self.files: list[str] = []
-        self._width = 2
+        self._width = 2      # digits in the numbering, set per run
 
     def _write(self, index: int, label: str, graph: Graph) -> None:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", label)
@@ -131,24 +132,22 @@ class DumpDir(Instrument):
         save_gir(graph, path)
         self.files.append(path)
 
-    def run_begin(self, graph: Graph, pipeline: str) -> None:
+    def run_begin(self, graph: Graph, passes: list) -> None:
         os.makedirs(self.directory, exist_ok=True)
         self.files = []
-        count = len(pipeline.split(",")) if pipeline else 0
-        self._width = max(2, len(str(count)))
+        self._width = max(2, len(str(len(passes))))
         with open(os.path.join(self.directory, "pipeline.txt"), "w") as f:
-            f.write(pipeline + "\n")
+            f.write(format_pipeline(passes) + "\n")
         self._write(0, "input", graph)
 
     def after_pass(self, record: PassRecord, before: Graph, after: Graph) -> None:
-        self._width = max(self._width, len(str(record.total)))
         self._write(record.index, record.name, after)
 
 
 class Verify(Instrument):
     """Run the IR verifier on the input and after each pass; name the pass that broke it."""
 
-    def run_begin(self, graph: Graph, pipeline: str) -> None:
+    def run_begin(self, graph: Graph, passes: list) -> None:
         from ir.verifier import verify    # TODO(brief D): top-level import once ir.verifier lands
         try:
             verify(graph)
@@ -234,18 +233,22 @@ class ReferenceCheck(Instrument):
         self.default_dim = default_dim
         self.baseline: dict = {}
         self.checked: list[str] = []      # labels of the passes whose numbers were checked
+        self._generated: dict = {}
 
     # -- inputs ---------------------------------------------------------------------------------
     def inputs_for(self, graph: Graph) -> dict:
         """Arrays for every input of `graph` that has no initializer (generated if not given).
 
-        An input keeps its array across passes: generation is keyed by its name."""
+        An input keeps its array for the whole run (passes are compared on the same data);
+        generation is seeded by the input's name, so it does not depend on input order."""
         out = {}
         for v in graph.inputs:
             if v.name in self.given:
                 out[v.name] = np.asarray(self.given[v.name])
             elif v.name not in graph.initializers:
-                out[v.name] = self._generate(v)
+                if v.name not in self._generated:
+                    self._generated[v.name] = self._generate(v)
+                out[v.name] = self._generated[v.name]
         return out
 
     def _generate(self, v) -> np.ndarray:
@@ -267,8 +270,9 @@ class ReferenceCheck(Instrument):
                             f"{e}") from e
 
     # -- hooks ----------------------------------------------------------------------------------
-    def run_begin(self, graph: Graph, pipeline: str) -> None:
+    def run_begin(self, graph: Graph, passes: list) -> None:
         self.checked = []
+        self._generated = {}
         self.baseline = self._run(graph, "ReferenceCheck on the input graph")
 
     def after_pass(self, record: PassRecord, before: Graph, after: Graph) -> None:

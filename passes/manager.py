@@ -64,17 +64,17 @@ class PassResult:
 class Instrument:
     """Hooks called around a pipeline run. Subclasses override the ones they need."""
 
-    def run_begin(self, graph: Graph, pipeline: str) -> None:
-        pass
+    def run_begin(self, graph: Graph, passes: list) -> None:
+        """Before the first pass; `passes` are the Pass objects about to run, in order."""
 
     def before_pass(self, record: PassRecord, graph: Graph) -> None:
-        pass
+        """Before each pass; `record` has its name and position, not yet its results."""
 
     def after_pass(self, record: PassRecord, before: Graph, after: Graph) -> None:
-        pass
+        """After each pass, with its complete record (stats, changed, seconds)."""
 
     def run_end(self, result: PassResult) -> None:
-        pass
+        """After the last pass."""
 
 
 class PassManager:
@@ -90,7 +90,7 @@ class PassManager:
     def run(self, graph: Graph) -> PassResult:
         pipeline = self.pipeline
         for inst in self.instruments:
-            inst.run_begin(graph, pipeline)
+            inst.run_begin(graph, list(self.passes))
         records = []
         current = graph
         current_hash = structural_hash(graph)

@@ -79,9 +79,11 @@ def _check_nodes(g: Graph, unifier: "_Unifier", ctx: PassContext) -> bool:
             env = unifier.search(symbols, rule)
             if env is None:
                 operands = ", ".join(f"%{v.name}: {v.type}" for v in node.inputs)
-                raise ShapeError(f"{node.op}({operands}) cannot be typed, even by equating "
-                                 f"symbolic dims: {e.message}", node.loc) from None
-            _apply(g, unifier, env, ctx, f"{node.op} at {node.loc.describe()}")
+                tried = ", even by equating symbolic dims" if len(symbols) > 1 else ""
+                raise ShapeError(f"{node.op}({operands}) cannot be typed{tried}: {e.message}",
+                                 node.loc) from None
+            where = f"{node.op} at {node.loc.describe()}" if node.loc else node.op
+            _apply(g, unifier, env, ctx, where)
             return True
         for value, t in zip(node.outputs, out_types):
             value.type = t

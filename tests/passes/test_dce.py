@@ -99,3 +99,31 @@ def test_dce_in_a_pipeline_after_shape_infer_on_the_mlp_example():
     from ir.interpreter import run
     np.testing.assert_array_equal(run(result.graph, {"x": x})["logits"],
                                   run(g, {"x": x})["logits"])
+
+
+# -- properties on random graphs (tests/strategies.py) -------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+
+from ir.equality import structural_diff  # noqa: E402
+from ir.interpreter import run  # noqa: E402
+from ir.parser import parse  # noqa: E402
+from ir.printer import dump  # noqa: E402
+from ir.verifier import verify  # noqa: E402
+from strategies import graph_and_inputs  # noqa: E402
+
+
+@settings(max_examples=40)
+@given(graph_and_inputs(max_nodes=10, special_values=True))
+def test_dce_keeps_numbers_and_leaves_no_dead_pure_node(case):
+    g, inputs = case
+    out, stats = dce(g)
+    verify(out)
+    assert stats["removed_nodes"] == len(g.nodes) - len(out.nodes)
+    assert all(live_nodes(out)), "a node dce kept is still dead"
+    assert dce(out)[1] == {"removed_nodes": 0}
+    want, got = run(g, inputs), run(out, inputs)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    text, weights = dump(out)
+    assert structural_diff(parse(text, weights), out, check_names=True, check_locs=True) is None

@@ -86,6 +86,8 @@ def test_transitive_unification_picks_first_symbol():
     out, stats = shape_infer(g)
     assert {str(v.type) for v in out.values()} == {"f32[P,2]"}
     assert stats["unified_symbols"] == 2
+    remarks = PassManager("shape-infer").run(g).records[0].remarks
+    assert remarks == ["unified M with P: required by add", "unified N with P: required by add"]
 
 
 def test_compound_dims_unify_through_their_symbols():
@@ -157,3 +159,52 @@ def test_rerunning_is_a_fixed_point():
     twice, stats = shape_infer(once)
     assert structural_equal(once, twice, check_names=True)
     assert stats == {"nodes_checked": 1, "types_refined": 0, "unified_symbols": 0}
+
+
+# -- properties on random graphs (tests/strategies.py) -------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+
+from ir.symbolic import substitute  # noqa: E402
+from ir.verifier import verify  # noqa: E402
+from strategies import graph_and_inputs, graphs  # noqa: E402
+
+
+@settings(max_examples=40)
+@given(graphs(max_nodes=10))
+def test_well_typed_graphs_are_a_fixed_point(g):
+    out, stats = shape_infer(g)
+    assert stats == {"nodes_checked": len(g.nodes), "types_refined": 0, "unified_symbols": 0}
+    assert structural_equal(out, g, check_names=True, check_locs=True)
+
+
+def _bare_n(t):
+    return any(d == N for d in t.shape)
+
+
+# Ops that make values meet (so the retyped input gets unified in most examples), plus a few
+# that carry N in attributes (reshape, broadcast helpers) or reduce it away.
+MEETING_OPS = ["add", "mul", "sub", "maximum", "select", "matmul", "concat", "reduce_sum",
+               "reshape", "relu", "exp"]
+
+
+@settings(max_examples=40)
+@given(graph_and_inputs(max_nodes=10, ops=MEETING_OPS))
+def test_a_fresh_batch_symbol_on_one_input_is_unified_back(case):
+    # Retype one data input from N to a fresh symbol Z (another input keeps N bound, so
+    # every dim keeps a value): shape-infer must make the graph well-typed again, and it
+    # must compute exactly what the original computes.
+    g, inputs = case
+    data = [v for v in g.inputs if v.name not in g.initializers and _bare_n(v.type)]
+    if len(data) < 2:
+        return
+    edited = g.clone()
+    target = edited.input(data[-1].name)
+    target.type = TensorType(tuple(substitute(d, {"N": sym("Z")}) for d in target.type.shape),
+                             target.type.dtype)
+    out, stats = shape_infer(edited)
+    verify(out)
+    assert out.symbols() <= g.symbols() | {"Z"}
+    want, got = run(g, inputs), run(out, inputs)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
