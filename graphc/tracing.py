@@ -134,6 +134,10 @@ class Traced:
 
 
 def _graph_name(fn, name) -> str:
+    if name is not None and not isinstance(name, str):
+        raise TraceError(f"trace(name=...) is the graph's name and must be a string, found "
+                         f"{type(name).__name__} (a spec for a parameter called 'name' must be "
+                         "passed positionally)")
     name = name or getattr(fn, "__name__", None) or "main"
     return re.sub(r"\W", "_", name).strip("_") or "main"
 
@@ -211,8 +215,8 @@ def _collect_outputs(result, graph: Graph, fname: str):
 
 def trace_function(fn: Callable, specs=(), kwspecs=None, name: Optional[str] = None) -> Traced:
     """Trace `fn` once; see `trace` (this also returns the output structure)."""
-    bound = _bind_specs(fn, specs, kwspecs or {})
     graph = Graph(_graph_name(fn, name))
+    bound = _bind_specs(fn, specs, kwspecs or {})
     with building(graph):
         args, kwargs, input_params = [], {}, []
         for pname, input_name, s in bound:

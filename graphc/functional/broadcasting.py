@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ir.errors import DTypeError, ShapeError
 from ir.location import user_frame_loc
-from ir.symbolic import format_dim, format_shape
+from ir.symbolic import as_shape, format_dim, format_shape
 
 from ..scope import node_path
 from ..tensor import Tensor, TraceError, as_tensor, emit
@@ -48,10 +48,14 @@ def broadcast_shapes(op: str, *operands) -> tuple:
 
 
 def broadcast_to(x, shape) -> Tensor:
-    """`x` replicated to `shape` (numpy rules: x's axes align with the trailing axes of
-    `shape`); returns `x` itself when it already has that shape."""
+    """`x` replicated to `shape` (ints, symbol names or symbolic dims; numpy rules: x's axes
+    align with the trailing axes of `shape`); returns `x` itself when it already has it."""
     x = as_tensor(x, op="broadcast")
-    shape = tuple(shape)
+    try:
+        shape = as_shape(shape)
+    except ShapeError as e:
+        raise ShapeError(f"broadcast: {e.message}", user_frame_loc(node_path("broadcast"))) \
+            from None
     if tuple(x.shape) == shape:
         return x
     if x.ndim > len(shape):

@@ -252,15 +252,16 @@ def selu(x) -> Tensor:
 
 def gelu(x, approximate=False) -> Tensor:
     """Gaussian error linear unit. approximate=False (or "none"): 0.5 x (1 + erf(x / sqrt 2));
-    approximate="tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x**3)))."""
+    approximate="tanh" (or True, JAX's spelling):
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x**3)))."""
     x = _float_input("gelu", x)
     if approximate in (False, None, "none"):
         inner = erf(multiply(x, 1.0 / math.sqrt(2.0)))
-    elif approximate == "tanh":
+    elif approximate is True or approximate == "tanh":
         cube = multiply(multiply(x, x), x)
         inner = tanh(multiply(add(x, multiply(cube, 0.044715)), math.sqrt(2.0 / math.pi)))
     else:
-        raise AttrError(f"gelu: approximate must be False, 'none' or 'tanh', found "
+        raise AttrError(f"gelu: approximate must be False, 'none', True or 'tanh', found "
                         f"{approximate!r}", user_frame_loc())
     return multiply(multiply(x, 0.5), add(inner, 1.0))
 

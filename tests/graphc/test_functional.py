@@ -45,6 +45,8 @@ UNARY = [
     ("elu", lambda x: gc.elu(x, 0.7), lambda x: np_elu(x, 0.7), None),
     ("selu", gc.selu, lambda x: SELU_S * np_elu(x, SELU_A), None),
     ("gelu", gc.gelu, lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))), None),
+    ("gelu_true", lambda x: gc.gelu(x, approximate=True),
+     lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))), None),
     ("gelu_tanh", lambda x: gc.gelu(x, approximate="tanh"),
      lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))), None),
     ("sigmoid", gc.sigmoid, lambda x: 1 / (1 + np.exp(-x)), None),
@@ -511,13 +513,19 @@ def test_one_hot(n, rng):
 
 def test_filled_tensors(arr):
     a = arr(3, 2)
-    z, o, f, zl = run(lambda x: (gc.zeros(("N", 2)), gc.ones((2,), "i32"), gc.full((2, 2), 7.5),
-                                 gc.zeros_like(x)), [gc.spec(("N", 2))], a)
+    z, o, f, zl, ol, bt = run(lambda x: (gc.zeros(("N", 2)), gc.ones((2,), "i32"),
+                                         gc.full((2, 2), 7.5), gc.zeros_like(x), gc.ones_like(x),
+                                         gc.broadcast_to(x[-1:], ("N", 2))),
+                              [gc.spec(("N", 2))], a)
     np.testing.assert_array_equal(z, np.zeros((3, 2)))
     np.testing.assert_array_equal(o, np.ones(2, np.int32))
     assert o.dtype == np.int32
     np.testing.assert_array_equal(f, np.full((2, 2), 7.5))
     np.testing.assert_array_equal(zl, np.zeros((3, 2)))
+    np.testing.assert_array_equal(ol, np.ones((3, 2)))
+    np.testing.assert_array_equal(bt, np.broadcast_to(a[-1:], (3, 2)))
+    with pytest.raises(ir.DTypeError, match="float value"):
+        gc.trace(lambda x: gc.full((2,), 0.5, "i32"), gc.spec((1,)))
 
 
 # -- dropout ------------------------------------------------------------------------------------

@@ -74,6 +74,28 @@ def test_mlp_runs_and_matches_numpy(rng):
                                    atol=1e-4)
 
 
+def test_front_end_graphs_verify_and_round_trip_through_text():
+    verifier = pytest.importorskip("ir.verifier")
+    parser = pytest.importorskip("ir.parser")
+    equality = pytest.importorskip("ir.equality")
+    from ir.printer import dump
+
+    def f(x, y, labels):
+        with gc.scope("net"):
+            k = gc.param("k", np.ones((4, 3, 3, 3), np.float32))
+            h = gc.conv2d(x, k, gc.param("kb", np.zeros(4, np.float32)), padding="same")
+            h = gc.dropout(gc.max_pool2d(gc.relu(h), 2).flatten(), 0.2)
+            z = gc.linear(h, gc.param("w", np.ones((64, 10), np.float32)))
+            loss = -(gc.log_softmax(z) * gc.one_hot(labels, 10)).sum(1).mean()
+            return {"loss": loss, "v": gc.var(gc.softmax(y[:, 1:]), 0),
+                    "lse": gc.logsumexp(z, 1), "up": gc.conv_transpose2d(x, k[:3, :2], stride=2)}
+    g = gc.trace(f, gc.spec(("N", 3, 8, 8)), gc.spec(("N", 5)), gc.spec(("N",), "i64"))
+    verifier.verify(g)
+    text, weights = dump(g)
+    again = parser.parse(text, weights)
+    assert equality.structural_equal(g, again, check_names=True, check_locs=True)
+
+
 def test_function_traces_once_lazily():
     calls = []
 
@@ -273,6 +295,8 @@ def test_spec_binding_errors():
         gc.trace(lambda x, y: x, gc.spec((2,), name="a"), gc.spec((2,), name="a"))
     with pytest.raises(gc.TraceError, match="input spec"):
         gc.trace(lambda x: x, (2, 3))
+    with pytest.raises(gc.TraceError, match="must be a string"):
+        gc.trace(lambda name: name, name=gc.spec((2,)))
     g = gc.trace(lambda x, scale=2.0: x * scale, gc.spec((2,)))   # defaults stay Python values
     assert [v.name for v in g.inputs] == ["x"]
 
