@@ -19,3 +19,4 @@ from .instruments import (Diff, DumpDir, PrintIR, ReferenceCheck, Statistics, Ti
 # -- built-in passes (importing a module registers its passes) ---------------------------------
 from .shape_infer import infer_shapes
 from .dce import eliminate_dead_code, live_nodes
+from . import autodiff  # noqa: E402,F401  (registers the `autodiff` pass)

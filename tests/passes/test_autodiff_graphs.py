@@ -347,3 +347,41 @@ def test_pass_form_does_not_mutate_its_input_and_names_outputs():
         autodiff(g, "loss", ["w9"])
     with pytest.raises(GradientError, match="grad_w1"):
         autodiff(out, "loss", ["w1"])
+
+
+# -- the pass in pipelines and the text format -------------------------------------------------
+def test_autodiff_runs_as_a_registered_pass_in_a_pipeline():
+    from passes import PassManager
+    g = mlp()
+    result = PassManager('autodiff{loss=loss, wrt="w1,x"},dce').run(g)
+    out = result.graph
+    assert out.output_names == ["loss", "grad_w1", "grad_x"]
+    assert result.record("autodiff").stats["gradients"] == 2
+    assert result.record("autodiff").stats["backward_nodes"] > 0
+    defaults = PassManager("autodiff").run(g).graph         # every param by default
+    assert defaults.output_names == ["loss", "grad_w1", "grad_b1", "grad_w2", "grad_b2"]
+    inputs = mlp_inputs(3)
+    direct = run(autodiff(g, "loss", ["w1", "x"]), inputs, "f64")
+    piped = run(out, inputs, "f64")
+    for name in ("grad_w1", "grad_x"):
+        np.testing.assert_array_equal(piped[name], direct[name])
+
+
+def test_gradient_graphs_print_and_parse_back():
+    """Backward IR is ordinary IR: it round-trips through the text format (pads with -inf,
+    symbolic shapes, /grad locations included)."""
+    from ir.equality import structural_equal
+    from ir.parser import parse
+    from ir.printer import dump
+    b = Builder("rt")
+    x = b.input("x", (N, 2, 5, 5))
+    w = b.input("w", (3, 2, 3, 3), role="param")
+    h = b.max_pool2d(b.tanh(b.conv2d(x, w, padding=(1, 1, 1, 1))), kernel=(2, 2),
+                     stride=(2, 2), padding=(1, 1, 0, 0))
+    (gx,) = append_gradients(b.g, b.sum_all(b.mul(h, h)), [x])
+    b.g.add_output(b.sum_all(b.mul(gx, gx)), "penalty")
+    graph = autodiff(b.g, "penalty", ["w"])
+    assert any(n.op == "pad" and n.attrs["value"] == -np.inf for n in graph.nodes)
+    text, weights = dump(graph)
+    back = parse(text, weights)
+    assert structural_equal(graph, back, check_locs=True), text
