@@ -474,3 +474,8 @@ def test_compare_arrays_is_exact_for_integers():
     assert compare_arrays(np.array([1, 2]), np.array([1, 2]), 1.0, 1.0) is None
     msg = compare_arrays(np.array([1, 3]), np.array([1, 2]), 1.0, 1.0)
     assert msg == "1 of 2 elements differ (exact comparison), first at index (1,): 3 instead of 2"
+
+
+def test_reference_check_does_not_trust_a_pass_that_claims_no_change():
+    with pytest.raises(PassError, match=r"pass test-claims-no-change \(1/1\) changed the numbers"):
+        PassManager("test-claims-no-change", [ReferenceCheck()]).run(small_graph())
