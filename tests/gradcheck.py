@@ -5,8 +5,9 @@ pass, then compares each gradient with central differences of the loss:
   - along a few random directions u:  <grad, u>  vs  (L(x + eps u) - L(x - eps u)) / (2 eps)
   - element by element for small tensors (at most `full_limit` elements).
 Inputs being differentiated must be float64 (build test graphs in f64): perturbing an f32
-array by eps ~ 1e-6 would be lost to rounding. Import it from a test with
-`sys.path.insert(0, <tests dir>)`; it is a plain module, not a test file.
+array by eps ~ 1e-6 would be lost to rounding. It is a plain module, not a test file; tests
+load it from its path with importlib (putting tests/ on sys.path would shadow the `ir` package
+with tests/ir), see tests/passes/test_autodiff_rules.py.
 """
 from __future__ import annotations
 

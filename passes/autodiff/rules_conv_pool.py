@@ -10,15 +10,18 @@ dilation and groups.
 
 Pooling: max_pool2d -> max_pool2d_grad; avg_pool2d <-> avg_pool2d_grad (each is the other's
 adjoint: same windows, same divisors). max_pool2d_grad(x, dy) is linear in dy; its adjoint
-reads, for every window, the cotangent at the window's first maximum (the same first-max rule,
-NaN counting as the maximum, that max_pool2d_grad uses). There is no primitive for that, so it
-is built from slices: one equal/select per kernel position. Its dependence on x is piecewise
-constant (x only picks which element is the maximum), so x gets no gradient from it: that is
-the exact derivative wherever the window maxima are unique.
+reads, for every window, the cotangent at the window's first maximum (the same rule as
+max_pool2d_grad's reference: scan order, a NaN counting as the maximum, padding never winning a
+tie). There is no primitive for that, so it is built from slices: one equal/select per kernel
+position, plus a constant mask where a position can fall in the padding. Its dependence on x
+is piecewise constant (x only picks which element is the maximum), so x gets no gradient from
+it: that is the exact derivative wherever the window maxima are unique.
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 CONV_KEYS = ("stride", "padding", "dilation", "groups")
 POOL_KEYS = ("kernel", "stride", "padding", "ceil_mode")
@@ -110,8 +113,25 @@ def _max_pool2d_grad(ctx, node, g, needs):
             is_max = ctx.emit("equal", [xs, peak])
             is_nan = ctx.emit("not_equal", [xs, xs])   # a NaN is the maximum of its window
             hit = ctx.emit("logical_or", [is_max, is_nan])
+            real = _real_positions(i, j, attrs, h, w, oh, ow)
+            if real is not None:                         # padding never wins a tie
+                mask = ctx.emit("constant", [], value=real)
+                hit = ctx.emit("logical_and", [hit, ctx.broadcast(mask, dy.shape, range(4))])
             out = ctx.select(hit, gs, out)
     return (None, out)
+
+
+def _real_positions(i, j, attrs, h, w, oh, ow):
+    """bool[1,1,OH,OW]: which windows have kernel position (i, j) inside x rather than in its
+    padding; None when all do (no mask needed). Static: it depends only on shapes and attrs."""
+    (sh, sw), pad = attrs["stride"], attrs["padding"]
+    rows = pad[0] <= i + sh * np.arange(oh)
+    rows &= i + sh * np.arange(oh) < pad[0] + h
+    cols = pad[1] <= j + sw * np.arange(ow)
+    cols &= j + sw * np.arange(ow) < pad[1] + w
+    if rows.all() and cols.all():
+        return None
+    return np.logical_and.outer(rows, cols).reshape(1, 1, oh, ow)
 
 
 RULES = {

@@ -385,3 +385,47 @@ def test_gradient_graphs_print_and_parse_back():
     text, weights = dump(graph)
     back = parse(text, weights)
     assert structural_equal(graph, back, check_locs=True), text
+
+
+# -- graphs made by the front end --------------------------------------------------------------
+def _front_end_cases():
+    import graphc as gc
+    rng = np.random.default_rng(0)
+    w_group = rng.standard_normal((4, 1, 3, 3))
+    w_t = rng.standard_normal((2, 3, 3, 3))
+    matrix = {
+        "gelu": gc.gelu, "gelu_tanh": lambda x: gc.gelu(x, approximate="tanh"),
+        "elu": gc.elu, "selu": gc.selu, "softplus": gc.softplus, "softsign": gc.softsign,
+        "clip": lambda x: gc.clip(x, -0.5, 0.5), "log_softmax": lambda x: gc.log_softmax(x, 0),
+        "softmax": gc.softmax, "logsumexp": lambda x: gc.logsumexp(x, axis=1),
+        "std": lambda x: gc.std(x, axis=1), "indexing": lambda x: x[1:, ::2] * x[-1, 1:3],
+        "stack": lambda x: gc.stack([x, x * 2.0]), "where": lambda x: gc.where(x > 0.0, x, x * x),
+        "take": lambda x: gc.take(x, gc.constant(np.array([0, 2, 2])), axis=1),
+    }
+    images = {
+        "conv_same_groups": lambda x: gc.conv2d(x, gc.constant(w_group), padding="same",
+                                                groups=2),
+        "conv_transpose": lambda x: gc.conv_transpose2d(x, gc.constant(w_t), stride=2),
+        "max_pool_ceil": lambda x: gc.max_pool2d(x, 2, ceil_mode=True),
+        "avg_pool": lambda x: gc.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False),
+        "dropout": lambda x: gc.dropout(x, 0.3, training=True, seed=3),
+    }
+    x = rng.standard_normal((3, 4)) + 0.05
+    img = rng.standard_normal((2, 2, 5, 5))
+    return [(n, f, x) for n, f in matrix.items()] + [(n, f, img) for n, f in images.items()]
+
+
+@pytest.mark.parametrize("case", _front_end_cases(), ids=lambda c: c[0])
+def test_graphs_traced_by_the_front_end(case):
+    """Composite ops of graphc's front end (built from primitives) differentiate correctly."""
+    import graphc as gc
+    _, fn, arr = case
+
+    def model(x):
+        y = fn(x)
+        ct = np.random.default_rng(1).standard_normal(tuple(int(d) for d in y.shape))
+        return gc.sum(y * gc.constant(ct))
+
+    g = gc.trace(model, gc.spec(arr.shape, "f64"))
+    name = g.inputs[0].name
+    check_grads(g, g.output_names[0], [name], {name: arr})

@@ -476,12 +476,13 @@ def test_pool_gradient_rules(cfg, count_include_pad, seed):
 
 @pytest.mark.parametrize("ceil_mode", [False, True])
 def test_max_pool2d_grad_adjoint_with_ties_and_nan(ceil_mode):
-    """The VJP of max_pool2d_grad in dy must be its exact adjoint, ties and NaN included:
-    <max_pool2d_grad(x, dy), g> == <dy, vjp(g)> for every x, dy, g."""
+    """The VJP of max_pool2d_grad in dy must be its exact adjoint, ties, NaN and -inf included
+    (so it follows the reference's tie rule): <max_pool2d_grad(x, dy), g> == <dy, vjp(g)>."""
     rng = np.random.default_rng(11)
     x = rng.integers(0, 3, (2, 2, 5, 5)).astype(np.float64)   # many ties
     x[0, 0, 1, 1] = np.nan
     x[1, 1, 4, 4] = np.nan
+    x[0, 1, :2, :] = -np.inf          # windows whose real elements tie with the -inf padding
     attrs = {"kernel": (3, 2), "stride": (2, 2), "padding": (1, 0, 1, 1), "ceil_mode": ceil_mode}
     probe = Graph("probe")
     y_shape = tuple(emit(probe, "max_pool2d", [probe.add_input("x", TensorType(x.shape, "f64"))],
