@@ -45,20 +45,24 @@ def require_dim_equal(op: str, a, b, what: str, types):
                          f"(operands {shapes_text(types)})")
 
 
-def require_static(op: str, dims, what: str):
+def require_static(op: str, dims, what: str, operands=None):
+    """`operands` (types), when given, are shown instead of the bare dims."""
     for d in dims:
         if not isinstance(d, int):
-            raise ShapeError(f"{op} needs static {what}, found symbolic {format_shape(dims)}")
+            found = shapes_text(operands) if operands else f"symbolic {format_shape(dims)}"
+            raise ShapeError(f"{op} needs static {what}, found {found}")
 
 
-def normalise_axes(op: str, axes, rank: int) -> tuple:
+def normalise_axes(op: str, axes, rank: int, operands=None) -> tuple:
+    """Axes in [0, rank), sorted; `operands` (types) are named in the error messages."""
+    found = f" (operand {shapes_text(operands)})" if operands else ""
     out = []
     for a in axes:
         if not -rank <= a < rank:
-            raise ShapeError(f"{op}: axis {a} is out of range for rank {rank}")
+            raise ShapeError(f"{op}: axis {a} is out of range for rank {rank}{found}")
         out.append(a % rank)
     if len(set(out)) != len(out):
-        raise ShapeError(f"{op}: repeated axis in {tuple(axes)}")
+        raise ShapeError(f"{op}: repeated axis in {tuple(axes)}{found}")
     return tuple(sorted(out))
 
 

@@ -40,19 +40,20 @@ def check_conv_attrs(op, attrs):
         raise ShapeError(f"{op}: groups must be positive, found {g}")
 
 
-def conv_out_size(op, size, k, stride, pad_lo, pad_hi, dilation, axis_name):
+def conv_out_size(op, size, k, stride, pad_lo, pad_hi, dilation, axis_name, operands=None):
     eff = dilation * (k - 1) + 1
     span = size + pad_lo + pad_hi - eff
     if span < 0:
+        found = f" (operands {', '.join(map(str, operands))})" if operands else ""
         raise ShapeError(f"{op}: the {axis_name} window ({eff} with dilation) is larger than the "
-                         f"padded input ({size + pad_lo + pad_hi})")
+                         f"padded input ({size + pad_lo + pad_hi}){found}")
     return span // stride + 1
 
 
-def conv_output_hw(op, hw, khw, attrs):
+def conv_output_hw(op, hw, khw, attrs, operands=None):
     s, p, d = attrs["stride"], attrs["padding"], attrs["dilation"]
-    return (conv_out_size(op, hw[0], khw[0], s[0], p[0], p[2], d[0], "height"),
-            conv_out_size(op, hw[1], khw[1], s[1], p[1], p[3], d[1], "width"))
+    return (conv_out_size(op, hw[0], khw[0], s[0], p[0], p[2], d[0], "height", operands),
+            conv_out_size(op, hw[1], khw[1], s[1], p[1], p[3], d[1], "width", operands))
 
 
 def _check_groups(op, c, o, g, types):
@@ -68,12 +69,12 @@ def _conv2d_infer(ins, attrs):
     require_rank("conv2d", w, 4, "filter (O, C/groups, KH, KW)")
     require_same_dtype("conv2d", ins)
     require_dtype("conv2d", x, dt.FLOAT_DTYPES, "convolution")
-    require_static("conv2d", x.shape[1:] + w.shape, "channel and spatial dims")
+    require_static("conv2d", x.shape[1:] + w.shape, "channel and spatial dims", ins)
     g = attrs["groups"]
     _check_groups("conv2d", x.shape[1], w.shape[0], g, ins)
     require_dim_equal("conv2d", x.shape[1] // g, w.shape[1], "input channels / groups and the "
                       "filter's channel dim", ins)
-    oh, ow = conv_output_hw("conv2d", x.shape[2:], w.shape[2:], attrs)
+    oh, ow = conv_output_hw("conv2d", x.shape[2:], w.shape[2:], attrs, ins)
     return [TensorType((x.shape[0], w.shape[0], oh, ow), x.dtype)]
 
 
@@ -121,7 +122,8 @@ def _grad_input_infer(ins, attrs):
     require_rank("conv2d_grad_input", w, 4, "filter (O, C/groups, KH, KW)")
     require_same_dtype("conv2d_grad_input", ins)
     require_dtype("conv2d_grad_input", dy, dt.FLOAT_DTYPES, "convolution")
-    require_static("conv2d_grad_input", dy.shape[1:] + w.shape, "channel and spatial dims")
+    require_static("conv2d_grad_input", dy.shape[1:] + w.shape, "channel and spatial dims",
+                   ins)
     hw = attrs["input_hw"]
     if len(hw) != 2:
         raise ShapeError(f"conv2d_grad_input: input_hw must be (H, W), found {hw}")
@@ -129,7 +131,7 @@ def _grad_input_infer(ins, attrs):
     require_dim_equal("conv2d_grad_input", dy.shape[1], w.shape[0], "output channels", ins)
     if w.shape[0] % g:
         raise ShapeError(f"conv2d_grad_input: groups={g} must divide output channels {w.shape[0]}")
-    oh, ow = conv_output_hw("conv2d_grad_input", hw, w.shape[2:], attrs)
+    oh, ow = conv_output_hw("conv2d_grad_input", hw, w.shape[2:], attrs, ins)
     if (oh, ow) != tuple(dy.shape[2:]):
         raise ShapeError(f"conv2d_grad_input: an input of {hw[0]}x{hw[1]} gives a {oh}x{ow} "
                          f"output, but the gradient is {dy}")
@@ -175,13 +177,13 @@ def _grad_filter_infer(ins, attrs):
     require_rank(op, dy, 4, "output gradient (N, O, OH, OW)")
     require_same_dtype(op, ins)
     require_dtype(op, x, dt.FLOAT_DTYPES, "convolution")
-    require_static(op, x.shape[1:] + dy.shape[1:], "channel and spatial dims")
+    require_static(op, x.shape[1:] + dy.shape[1:], "channel and spatial dims", ins)
     require_dim_equal(op, x.shape[0], dy.shape[0], "batch dims", ins)
     khw, g = attrs["kernel_hw"], attrs["groups"]
     if len(khw) != 2 or min(khw) < 1:
         raise ShapeError(f"{op}: kernel_hw must be two positive ints, found {khw}")
     _check_groups(op, x.shape[1], dy.shape[1], g, ins)
-    oh, ow = conv_output_hw(op, x.shape[2:], khw, attrs)
+    oh, ow = conv_output_hw(op, x.shape[2:], khw, attrs, ins)
     if (oh, ow) != tuple(dy.shape[2:]):
         raise ShapeError(f"{op}: input {x} with a {khw[0]}x{khw[1]} kernel gives a {oh}x{ow} "
                          f"output, but the gradient is {dy}")

@@ -2,9 +2,9 @@
 
 Elementwise ops take operands of exactly one shape; numpy-style broadcasting is made explicit
 by the front end with `broadcast` nodes. NaN propagates through every float op, maximum and
-minimum included (like numpy, unlike IEEE maxNum). Integer division truncates toward zero and
-a zero divisor gives 0 (native code must not trap). Float-to-int casts saturate and map NaN
-to 0 (LLVM's fptosi.sat), so no input is undefined behaviour.
+minimum included (like numpy, unlike IEEE maxNum). Integer division truncates toward zero, a
+zero divisor gives 0 and INT_MIN / -1 wraps to INT_MIN (native code must not trap). Float-to-int
+casts saturate and map NaN to 0 (LLVM's fptosi.sat), so no input is undefined behaviour.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 
 
 def _erf(x):
-    return _erf_scalar(x).astype(x.dtype)
+    # np.asarray: on a 0-d input the object ufunc returns a bare Python float
+    return np.asarray(_erf_scalar(x)).astype(x.dtype)
 
 
 def _sigmoid(x):
@@ -65,9 +66,10 @@ UNARY = {
 
 
 def _int_div(a, b):
+    # Floor-divide then step toward zero: abs() would overflow on INT_MIN.
     safe = np.where(b == 0, np.ones((), b.dtype), b)
-    q = np.abs(a) // np.abs(safe)
-    q = np.where((a < 0) != (safe < 0), -q, q)
+    q = a // safe
+    q = q + ((a % safe != 0) & ((a < 0) != (safe < 0))).astype(a.dtype)
     return np.where(b == 0, np.zeros((), a.dtype), q).astype(a.dtype)
 
 

@@ -65,7 +65,7 @@ def _broadcast_infer(ins, attrs):
                          f"(operand {x}, target {format_shape(shape)})")
     if any(not 0 <= d < len(shape) for d in dims) or list(dims) != sorted(set(dims)):
         raise ShapeError(f"broadcast: dims {dims} must be increasing axes of the target "
-                         f"{format_shape(shape)}")
+                         f"(operand {x}, target {format_shape(shape)})")
     for i, d in enumerate(dims):
         if x.shape[i] != 1 and x.shape[i] != shape[d]:
             raise ShapeError(f"broadcast: operand axis {i} has size {format_dim(x.shape[i])}, "
@@ -112,7 +112,8 @@ def _transpose_infer(ins, attrs):
 
 
 register(OpDef("transpose", ("x",), {"perm": AttrSpec("ints")}, _transpose_infer,
-               lambda ins, attrs: np.ascontiguousarray(np.transpose(ins[0], attrs["perm"])),
+               # copy(order="C"), not ascontiguousarray: that turns a 0-d result into 1-d
+               lambda ins, attrs: np.transpose(ins[0], attrs["perm"]).copy(order="C"),
                fusion="injective", cost=movement_cost,
                doc="result axis i is operand axis perm[i]"))
 
@@ -175,14 +176,19 @@ def _pad_infer(ins, attrs):
     if not len(low) == len(high) == x.rank:
         raise ShapeError(f"pad: low/high need one entry per axis of {x}, found {low}/{high}")
     if any(p < 0 for p in low + high):
-        raise ShapeError(f"pad: padding must be non-negative, found low={low} high={high}")
+        raise ShapeError(f"pad: padding must be non-negative, found low={low} high={high} "
+                         f"for {x}")
     return [TensorType(tuple(d + a + b for d, a, b in zip(x.shape, low, high)), x.dtype)]
 
 
 def _pad_ref(ins, attrs):
     x = ins[0]
+    if x.ndim == 0:           # np.pad rejects an empty pad_width
+        return x.copy()
+    # the float attr converts like `cast` (saturating, NaN -> 0), not numpy's undefined astype
+    from .elementwise import cast_array
     return np.pad(x, list(zip(attrs["low"], attrs["high"])), constant_values=
-                  np.array(attrs["value"]).astype(x.dtype))
+                  cast_array(np.array(attrs["value"]), x.dtype))
 
 
 register(OpDef("pad", ("x",), {"low": AttrSpec("ints"), "high": AttrSpec("ints"),
@@ -197,7 +203,7 @@ def _concat_infer(ins, attrs):
     require_same_dtype("concat", ins)
     if any(t.rank != first.rank for t in ins):
         raise ShapeError(f"concat needs operands of one rank, found {shapes_text(ins)}")
-    (axis,) = normalise_axes("concat", (attrs["axis"],), first.rank)
+    (axis,) = normalise_axes("concat", (attrs["axis"],), first.rank, ins)
     total = 0
     for t in ins:
         for i, (a, b) in enumerate(zip(t.shape, first.shape)):
@@ -219,7 +225,7 @@ register(OpDef("concat", ("xs*",), {"axis": AttrSpec("int")}, _concat_infer,
 def _gather_infer(ins, attrs):
     data, idx = ins
     require_dtype("gather", idx, dt.INT_DTYPES, "indices", "second operand")
-    (axis,) = normalise_axes("gather", (attrs["axis"],), data.rank)
+    (axis,) = normalise_axes("gather", (attrs["axis"],), data.rank, [data])
     shape = data.shape[:axis] + idx.shape + data.shape[axis + 1:]
     return [TensorType(shape, data.dtype)]
 

@@ -3,8 +3,9 @@
 Window placement follows PyTorch/ONNX: out = floor((H + pad_top + pad_bottom - K) / s) + 1, or
 ceil with ceil_mode, where a last window that would start past the input and top padding is
 dropped. max_pool2d pads with -inf; its gradient sends dy to the first maximum of each window
-(scan order, a NaN counting as the maximum). avg_pool2d divides by the window area clipped to
-the padded input (count_include_pad) or to the real input (not count_include_pad).
+(scan order, a NaN counting as the maximum, padding never winning a tie). avg_pool2d divides
+by the window area clipped to the padded input (count_include_pad) or to the real input (not
+count_include_pad).
 """
 from __future__ import annotations
 
@@ -27,18 +28,19 @@ POOL_ATTRS = {
 AVG_ATTRS = dict(POOL_ATTRS, count_include_pad=AttrSpec("bool", True))
 
 
-def pool_out_size(op, size, k, s, lo, hi, ceil_mode):
+def pool_out_size(op, size, k, s, lo, hi, ceil_mode, operands=None):
     span = size + lo + hi - k
     if span < 0:
+        found = f" (operand {', '.join(map(str, operands))})" if operands else ""
         raise ShapeError(f"{op}: the {k}-wide window is larger than the padded input "
-                         f"({size + lo + hi})")
+                         f"({size + lo + hi}){found}")
     out = (-(-span // s) if ceil_mode else span // s) + 1
     if ceil_mode and (out - 1) * s >= size + lo:
         out -= 1
     return out
 
 
-def pool_output_hw(op, hw, attrs):
+def pool_output_hw(op, hw, attrs, operands=None):
     k, s, p, c = attrs["kernel"], attrs["stride"], attrs["padding"], attrs["ceil_mode"]
     if len(k) != 2 or min(k) < 1:
         raise ShapeError(f"{op}: kernel must be two positive ints, found {k}")
@@ -46,21 +48,21 @@ def pool_output_hw(op, hw, attrs):
         raise ShapeError(f"{op}: stride must be two positive ints, found {s}")
     if len(p) != 4 or min(p) < 0:
         raise ShapeError(f"{op}: padding must be four non-negative ints, found {p}")
-    return (pool_out_size(op, hw[0], k[0], s[0], p[0], p[2], c),
-            pool_out_size(op, hw[1], k[1], s[1], p[1], p[3], c))
+    return (pool_out_size(op, hw[0], k[0], s[0], p[0], p[2], c, operands),
+            pool_out_size(op, hw[1], k[1], s[1], p[1], p[3], c, operands))
 
 
 def _check_input(op, x):
     require_rank(op, x, 4, "input (N, C, H, W)")
     require_dtype(op, x, dt.FLOAT_DTYPES, "pooling")
-    require_static(op, x.shape[2:], "spatial dims")
+    require_static(op, x.shape[2:], "spatial dims", [x])
 
 
 def _pool_infer(op):
     def infer(ins, attrs):
         x = ins[0]
         _check_input(op, x)
-        oh, ow = pool_output_hw(op, x.shape[2:], attrs)
+        oh, ow = pool_output_hw(op, x.shape[2:], attrs, [x])
         return [TensorType((x.shape[0], x.shape[1], oh, ow), x.dtype)]
     return infer
 
@@ -148,7 +150,7 @@ def _max_grad_infer(ins, attrs):
     op = "max_pool2d_grad"
     _check_input(op, x)
     require_same_dtype(op, ins)
-    oh, ow = pool_output_hw(op, x.shape[2:], attrs)
+    oh, ow = pool_output_hw(op, x.shape[2:], attrs, ins)
     expect = (x.shape[0], x.shape[1], oh, ow)
     if tuple(dy.shape) != expect:
         raise ShapeError(f"{op}: input {x} pools to {TensorType(expect, x.dtype)}, but the "
@@ -159,8 +161,14 @@ def _max_grad_infer(ins, attrs):
 def max_pool2d_grad_reference(x, dy, attrs):
     out_hw = tuple(dy.shape[2:])
     xp = _padded(x, attrs, out_hw, -np.inf)
+    real = _padded(np.ones((1, 1) + x.shape[2:], bool), attrs, out_hw, False)
     stacked = np.stack([xp[idx] for _, _, idx in _windows(attrs, out_hw)], axis=-1)
-    first_max = np.argmax(stacked, axis=-1)
+    in_x = np.stack([np.broadcast_to(real[idx], stacked.shape[:-1])
+                     for _, _, idx in _windows(attrs, out_hw)], axis=-1)
+    # The first real position holding the window's maximum (or its first NaN). Padding never
+    # wins a tie, so a window of -inf values still sends dy to an element of x.
+    top = np.max(np.where(in_x, stacked, -np.inf), axis=-1, keepdims=True)
+    first_max = np.argmax(in_x & ((stacked == top) | np.isnan(stacked)), axis=-1)
     dxp = np.zeros_like(xp)
     for pos, (_, _, idx) in enumerate(_windows(attrs, out_hw)):
         dxp[idx] += np.where(first_max == pos, dy, 0).astype(x.dtype)
@@ -175,11 +183,11 @@ def _avg_grad_infer(ins, attrs):
     hw = attrs["input_hw"]
     if len(hw) != 2:
         raise ShapeError(f"{op}: input_hw must be (H, W), found {hw}")
-    oh, ow = pool_output_hw(op, hw, attrs)
+    oh, ow = pool_output_hw(op, hw, attrs, ins)
     if (oh, ow) != tuple(dy.shape[2:]):
         raise ShapeError(f"{op}: an input of {hw[0]}x{hw[1]} pools to {oh}x{ow}, but the "
                          f"gradient is {dy}")
-    require_static(op, dy.shape[2:], "spatial dims")
+    require_static(op, dy.shape[2:], "spatial dims", [dy])
     return [TensorType((dy.shape[0], dy.shape[1], hw[0], hw[1]), dy.dtype)]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from ..attrs import AttrSpec
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..opdef import OpDef, register
 from ..types import TensorType
 from ._common import elementwise_cost, require_dtype
@@ -51,7 +51,7 @@ def _infer(ins, attrs):
         if c.rank != 0:
             raise ShapeError(f"random_uniform: the counter must be a scalar, found {c}")
     if not attrs["dtype"].is_float:
-        raise ShapeError(f"random_uniform: dtype must be f32 or f64, found {attrs['dtype']}")
+        raise DTypeError(f"random_uniform: dtype must be f32 or f64, found {attrs['dtype']}")
     return [TensorType(attrs["shape"], attrs["dtype"])]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from ..attrs import AttrSpec
+from ..errors import InterpreterError, ShapeError
 from ..opdef import Cost, OpDef, register
 from ..symbolic import product
 from ..types import TensorType
@@ -27,7 +28,7 @@ def _reduce_infer(name):
     def infer(ins, attrs):
         x = ins[0]
         require_dtype(name, x, NUMERIC, "a reduction")
-        axes = normalise_axes(name, attrs["axes"], x.rank)
+        axes = normalise_axes(name, attrs["axes"], x.rank, [x])
         return [TensorType(reduced_shape(x.shape, axes, attrs["keepdims"]), x.dtype)]
     return infer
 
@@ -70,12 +71,17 @@ for _name in ("reduce_sum", "reduce_max", "reduce_min"):
 def _argmax_infer(ins, attrs):
     x = ins[0]
     require_dtype("argmax", x, NUMERIC, "argmax")
-    (axis,) = normalise_axes("argmax", (attrs["axis"],), x.rank)
+    (axis,) = normalise_axes("argmax", (attrs["axis"],), x.rank, [x])
+    if x.shape[axis] == 0:
+        raise ShapeError(f"argmax: axis {axis} of {x} is empty; there is no maximum to index")
     return [TensorType(reduced_shape(x.shape, (axis,), attrs["keepdims"]), dt.i64)]
 
 
 def _argmax_ref(ins, attrs):
     x = ins[0]
+    if x.shape[attrs["axis"] % x.ndim] == 0:    # a symbolic dim bound to 0
+        raise InterpreterError(f"argmax: axis {attrs['axis'] % x.ndim} of an array of shape "
+                               f"{x.shape} is empty; there is no maximum to index")
     out = np.argmax(x, axis=attrs["axis"] % x.ndim, keepdims=attrs["keepdims"])
     return out.astype(np.int64)
 
