@@ -125,3 +125,46 @@ def test_hash_is_hex_sha256():
 def test_node_count_difference_is_reported_first():
     a, b = build(), build(alias=False)
     assert "number of nodes" in structural_diff(a, b)
+
+
+# -- property tests on generated graphs -------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from strategies import graphs  # noqa: E402
+
+
+@given(graphs(max_nodes=8))
+@settings(max_examples=40)
+def test_clone_and_renamed_clone_are_equal_with_the_same_hash(g):
+    c = g.clone()
+    assert structural_equal(g, c, check_names=True, check_locs=True)
+    for i, v in enumerate(c.values()):
+        v.name = f"renamed{i}"
+    c.aliases = {out: f"renamed{[v.name for v in g.inputs].index(inp)}"
+                 for out, inp in g.aliases.items()}
+    c.initializers = {f"renamed{[v.name for v in g.inputs].index(k)}": a
+                      for k, a in g.initializers.items()}
+    assert structural_equal(g, c)
+    assert structural_hash(g) == structural_hash(c)
+    assert not structural_equal(g, c, check_names=True)
+
+
+@given(graphs(max_nodes=8), st.data())
+@settings(max_examples=40)
+def test_changing_one_attribute_or_result_type_breaks_equality(g, data):
+    c = g.clone()
+    with_attrs = [n for n in c.nodes if n.attrs]
+    if with_attrs and data.draw(st.booleans()):
+        node = data.draw(st.sampled_from(with_attrs))
+        name = data.draw(st.sampled_from(sorted(node.attrs)))
+        node.attrs[name] = ("changed", node.attrs[name])
+        what = f"attribute {name!r}"
+    else:
+        node = data.draw(st.sampled_from(c.nodes))
+        out = node.outputs[0]
+        out.type = TensorType(out.type.shape + (7,), out.type.dtype)
+        what = "result types"
+    diff = structural_diff(g, c)
+    assert diff is not None and what in diff
+    assert structural_hash(g) != structural_hash(c)
