@@ -9,9 +9,13 @@ from .dtypes import DType, bool_, dtype, f32, f64, i32, i64
 from .errors import (ArgumentError, AttrError, BundleError, CompileError, DataError, DTypeError,
                      GradientError, GraphcError, InterpreterError, ParseError, PassError,
                      ShapeError, TrainingError, UnknownOpError, VerifyError)
+from .equality import structural_diff, structural_equal, structural_hash
 from .graph import Graph, Node, Value
 from .interpreter import run
 from .location import FusedLoc, Loc, fuse_locs, user_frame_loc
 from .opdef import Cost, OpDef, all_ops, get_op, has_op, register
+from .parser import parse
+from .serialize import load_gir, save_gir
 from .symbolic import Dim, SymDim, as_dim, as_shape, format_dim, format_shape, parse_dim, sym
 from .types import TensorType
+from .verifier import verify
