@@ -25,18 +25,18 @@ Every error carries `file:line:col`, the source line and a caret under the offen
 """
 from __future__ import annotations
 
-import difflib
 import json
-import re
 import struct
-from typing import Mapping, NamedTuple, Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
 from . import dtypes as _dt
 from .builder import make_node
-from .errors import AttrError, DTypeError, GraphcError, ParseError, ShapeError, UnknownOpError
+from .errors import GraphcError, ParseError
 from .graph import INPUT_ROLES, Graph, Value
+from .lexer import (AttrParseError, DTypeParseError, ShapeParseError, Token, did_you_mean,
+                    error_at, text_error_class, tokenize)
 from .location import UNKNOWN, FusedLoc, Loc
 from .opdef import get_op, has_op
 from .printer import array_hash
@@ -44,102 +44,8 @@ from .symbolic import dim_add, dim_mul, sym
 from .types import TensorType
 
 
-# Errors found in text are ParseErrors; those that are also a shape/dtype/attribute/op problem
-# keep that class too, so callers can catch either.
-class ShapeParseError(ParseError, ShapeError):
-    pass
-
-
-class DTypeParseError(ParseError, DTypeError):
-    pass
-
-
-class AttrParseError(ParseError, AttrError):
-    pass
-
-
-class UnknownOpParseError(ParseError, UnknownOpError):
-    pass
-
-
-_IN_TEXT = {ShapeError: ShapeParseError, DTypeError: DTypeParseError, AttrError: AttrParseError,
-            UnknownOpError: UnknownOpParseError}
-
-
-def _text_error_class(err: GraphcError):
-    """The ParseError subclass that also carries the class of `err`."""
-    for cls in type(err).__mro__:
-        if cls in _IN_TEXT:
-            return _IN_TEXT[cls]
-    return ParseError
-
-
 class NanBits(int):
     """The raw bits of a 32-bit NaN literal `nan(0x...)` (kept exact, not via a Python float)."""
-
-
-class Token(NamedTuple):
-    kind: str    # VALUE SYMBOL STRING HASH NUMBER IDENT PUNCT EOF
-    text: str    # the token's value: decoded name/string, number text, punctuation
-    pos: int     # offset of the token's first character in the source
-    length: int
-
-
-_STRING = r'"(?:[^"\\\n]|\\.)*"'
-_PLAIN = r"[A-Za-z0-9_.]+"
-_TOKEN_RE = re.compile(
-    rf"(?P<ws>[ \t\r\n]+|#[^\n]*)"
-    rf"|%(?P<value>{_PLAIN}|{_STRING})"
-    rf"|@(?P<symbol>{_PLAIN}|{_STRING})"
-    rf"|(?P<string>{_STRING})"
-    rf"|sha256:(?P<hash>[0-9a-fA-F]+)"
-    rf"|(?P<number>0x[0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
-    rf"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)"
-    rf"|(?P<punct>[(){{}}\[\]<>,:=*+\-?])")
-
-
-def tokenize(text: str, filename: str = "<string>") -> list:
-    tokens = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN_RE.match(text, pos)
-        if m is None:
-            bad = Token("PUNCT", text[pos], pos, 1)
-            hint = " (an unterminated string?)" if text[pos] in "\"%@" else ""
-            raise _error(ParseError, text, filename, bad,
-                         f"unexpected character {text[pos]!r}{hint}")
-        kind = m.lastgroup
-        if kind != "ws":
-            raw = m.group(kind)
-            if kind in ("value", "symbol", "string") and raw.startswith('"'):
-                raw = json.loads(raw)
-            tokens.append(Token(kind.upper(), raw, m.start(), m.end() - m.start()))
-        pos = m.end()
-    tokens.append(Token("EOF", "", len(text), 1))
-    return tokens
-
-
-def _line_col(text: str, pos: int) -> tuple:
-    line = text.count("\n", 0, pos) + 1
-    start = text.rfind("\n", 0, pos) + 1
-    return line, pos - start + 1, start
-
-
-def _error(cls, text: str, filename: str, tok: Token, message: str):
-    """An error of class `cls` whose message shows file:line:col, the line and a caret."""
-    line, col, start = _line_col(text, tok.pos)
-    end = text.find("\n", start)
-    source = text[start:end if end >= 0 else len(text)]
-    width = max(1, min(tok.length, len(source) - (col - 1)))
-    caret = " " * (col - 1) + "^" + "~" * (width - 1)
-    err = cls(f"{filename}:{line}:{col}: {message}\n  {source}\n  {caret}")
-    err.filename, err.line, err.col = filename, line, col
-    return err
-
-
-def _did_you_mean(name: str, known) -> str:
-    close = difflib.get_close_matches(name, list(known), n=3)
-    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 class Parser:
@@ -165,7 +71,7 @@ class Parser:
         return tok
 
     def error(self, message: str, tok: Optional[Token] = None, cls=ParseError):
-        return _error(cls, self.text, self.filename, tok or self.tok, message)
+        return error_at(cls, self.text, self.filename, tok or self.tok, message)
 
     def found(self, tok: Optional[Token] = None) -> str:
         tok = tok or self.tok
@@ -250,7 +156,7 @@ class Parser:
         v = scope.get(tok.text)
         if v is None:
             raise self.error(f"undefined value %{tok.text}"
-                             f"{_did_you_mean(tok.text, scope)}", tok)
+                             f"{did_you_mean(tok.text, scope)}", tok)
         return v
 
     def parse_param(self, g: Graph, scope: dict) -> None:
@@ -311,7 +217,7 @@ class Parser:
             try:
                 get_op(op_tok.text)
             except GraphcError as e:
-                raise self.error(e.message, op_tok, _text_error_class(e)) from None
+                raise self.error(e.message, op_tok, text_error_class(e)) from None
         opdef = get_op(op_tok.text)
         self.expect("(", f"to open the operands of {op_tok.text}")
         operands = []
@@ -339,7 +245,7 @@ class Parser:
             node = make_node(g, opdef.name, operands, attrs, loc,
                              names=[t.text for t in out_toks])
         except GraphcError as e:
-            raise self.error(e.message, op_tok, _text_error_class(e)) from None
+            raise self.error(e.message, op_tok, text_error_class(e)) from None
         for out, want, tok in zip(node.outputs, declared, type_toks):
             if out.type != want:
                 raise self.error(f"declared type {want} of %{out.name} does not match the type "
@@ -358,7 +264,7 @@ class Parser:
                 if spec is None:
                     takes = ", ".join(opdef.attrs) or "no attributes"
                     raise self.error(f"op {opdef.name} has no attribute '{name_tok.text}'"
-                                     f"{_did_you_mean(name_tok.text, opdef.attrs)} "
+                                     f"{did_you_mean(name_tok.text, opdef.attrs)} "
                                      f"(it takes {takes})", name_tok, AttrParseError)
                 if name_tok.text in attrs:
                     raise self.error(f"attribute '{name_tok.text}' is given twice", name_tok,
@@ -459,7 +365,7 @@ class Parser:
     def parse_dtype(self, what: str):
         tok = self.expect_kind("IDENT", f"a dtype (f32, f64, i32, i64, bool) for {what}")
         if tok.text not in _DTYPES:
-            raise self.error(f"unknown dtype '{tok.text}'{_did_you_mean(tok.text, _DTYPES)}; "
+            raise self.error(f"unknown dtype '{tok.text}'{did_you_mean(tok.text, _DTYPES)}; "
                              f"expected one of {', '.join(_DTYPES)}", tok,
                              DTypeParseError)
         return _DTYPES[tok.text]
@@ -511,7 +417,7 @@ class Parser:
         try:
             return TensorType(tuple(dims), dt)
         except GraphcError as e:
-            raise self.error(e.message, start, _text_error_class(e)) from None
+            raise self.error(e.message, start, text_error_class(e)) from None
 
     # -- tensors ------------------------------------------------------------------------------
     def parse_tensor(self) -> np.ndarray:
@@ -567,11 +473,11 @@ class Parser:
             found = tok.text in self.weights
             arr = self.weights[tok.text] if found else None
         except GraphcError as e:      # a lazily loaded sidecar could not be read
-            raise self.error(e.message, tok, _text_error_class(e)) from None
+            raise self.error(e.message, tok, text_error_class(e)) from None
         if not found:
             names = list(self.weights.keys())
             raise self.error(f"weight @{tok.text} is missing from the weights table"
-                             f"{_did_you_mean(tok.text, names)} ({len(names)} weight(s) given)",
+                             f"{did_you_mean(tok.text, names)} ({len(names)} weight(s) given)",
                              tok)
         arr = np.asarray(arr)
         digest = array_hash(arr)

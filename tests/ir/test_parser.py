@@ -190,6 +190,7 @@ def test_wrong_operand_count():
     (GOOD + "}\n", 6, 1, "}", "expected 'init' or the end"),
     (GOOD.replace("}\n", ""), 5, 1, "", "expected '}'"),
     (GOOD.replace('"logits"', '"logits'), 4, 16, '"', "unexpected character"),
+    (GOOD.replace('"logits"', '"lo\\qgits"'), 4, 16, '"lo\\qgits"', "bad string literal"),
     (GOOD.replace("f32[4,3] param", "f32[4,3] weight"), 1, 39, "weight", "unknown input role"),
     (GOOD.replace('as "logits"', "as logits"), 4, 16, "logits", "output name in quotes"),
     (GOOD.replace('"logits"', '"logits" updates %0'), 4, 33, "%0", "must name a graph input"),
