@@ -15,10 +15,18 @@ dropped); a leaf (a buffer the group reads) is loaded at its site. Results are m
 Loop shape: a flat counted loop over the element count when no op needs coordinates (the form
 LLVM's vectoriser likes best); a loop nest over the output shape when some op does (iota, a
 broadcast), with the flat index maintained from the coordinates.
+
+Explicit vectors (`lanes` > 1, flat loops only): the main loop computes `lanes` elements per
+iteration with `<lanes x T>` values (the same emitters, fed vectors), and a scalar loop does
+the remainder. By default (lanes = 1) LLVM's loop vectoriser picks the width itself; the
+speed work switches groups to explicit vectors of the target's width W where that is better
+(e.g. with vector polynomial exp/log that the auto-vectoriser cannot form).
 """
 from __future__ import annotations
 
 from typing import Optional, Sequence
+
+import llvmlite.ir as ir
 
 from ir import CompileError
 
@@ -31,11 +39,13 @@ NEEDS_COORDS = frozenset({"iota", "broadcast"})
 
 
 class _Site:
-    """An element position inside the shape of one value."""
-    __slots__ = ("flat", "coords", "shape")
+    """An element position inside the shape of one value: `base` is the (scalar) index of the
+    first element, `flat` the index of each lane (a vector when lanes > 1, else == base)."""
+    __slots__ = ("base", "flat", "coords", "shape")
 
-    def __init__(self, flat, coords: Optional[list], shape: tuple):
+    def __init__(self, flat, coords: Optional[list], shape: tuple, base=None):
         self.flat, self.coords, self.shape = flat, coords, shape
+        self.base = flat if base is None else base
 
 
 class _GroupEmitter:
@@ -71,7 +81,8 @@ class _GroupEmitter:
         if node.op == "broadcast":
             return self.value_at(node.inputs[0], self._broadcast_site(node, site))
         args = [self.value_at(v, site) for v in node.inputs]
-        ec = ElementContext(self.b, self.kb, node, site.flat, site.coords, self.lanes)
+        ec = ElementContext(self.b, self.kb, node, site.flat, site.coords, self.lanes,
+                            site.base)
         return emit_element(ec, args)
 
     def _load_leaf(self, value, site: _Site):
@@ -86,7 +97,7 @@ class _GroupEmitter:
                 return self.kb.load(buf, h.i64(0))
             raise CompileError(f"elementwise group reads %{value.name}: {buf.shape} at a "
                                f"position of shape {site.shape} (missing broadcast)")
-        return self.kb.load(buf, site.flat, self.lanes)
+        return self.kb.load(buf, site.base, self.lanes)
 
     def _broadcast_site(self, node, site: _Site) -> _Site:
         src = node.inputs[0]
@@ -103,7 +114,8 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
     """Emit one loop computing `stores` = [(Value, Buffer)] from `leaves` = {Value: Buffer}.
 
     `nodes` are the group's nodes in topological order (elementwise ops and broadcasts).
-    Every stored value must have the same shape: the loop runs over it."""
+    Every stored value must have the same shape: the loop runs over it. `lanes` > 1 asks for
+    explicit `<lanes x T>` vectors (flat groups only)."""
     if not stores:
         return
     shape = tuple(stores[0][1].shape)
@@ -111,24 +123,39 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
         if tuple(buf.shape) != shape:
             raise CompileError(f"elementwise group stores %{value.name} of shape {buf.shape} "
                                f"in a loop over shape {shape}")
-    g = _GroupEmitter(kb, nodes, leaves, lanes)
-    g.hoist_scalar_leaves(shape)
     b = kb.b
     if any(n.op in NEEDS_COORDS for n in nodes):
+        if lanes > 1:
+            raise CompileError("explicit vectors need a flat elementwise loop; this group uses "
+                               f"coordinates ({', '.join(sorted({n.op for n in nodes} & NEEDS_COORDS))})")
+        g = _GroupEmitter(kb, nodes, leaves)
+        g.hoist_scalar_leaves(shape)
         extents = kb.extents(shape)
         strides = kb.strides(shape)
         with h.loop_nest(b, extents, name="e") as coords:
             flat = h.dot_index(b, coords, strides)
             _store_all(kb, g, stores, _Site(flat, coords, shape))
-    else:
-        with h.counted_loop(b, kb.numel(shape), name="e") as i:
-            _store_all(kb, g, stores, _Site(i, None, shape))
+        return
+    count = kb.numel(shape)
+    start = None
+    if lanes > 1:
+        g = _GroupEmitter(kb, nodes, leaves, lanes)
+        g.hoist_scalar_leaves(shape)
+        start = b.mul(b.udiv(count, h.i64(lanes)), h.i64(lanes), name="vector.end")
+        steps = ir.Constant(ir.VectorType(h.I64, lanes), [h.i64(k) for k in range(lanes)])
+        with h.counted_loop(b, start, step=lanes, name="v") as i:
+            flat = b.add(h.splat(b, i, lanes), steps)
+            _store_all(kb, g, stores, _Site(flat, None, shape, base=i))
+    g = _GroupEmitter(kb, nodes, leaves)
+    g.hoist_scalar_leaves(shape)
+    with h.counted_loop(b, count, start=start, name="e") as i:
+        _store_all(kb, g, stores, _Site(i, None, shape))
 
 
 def _store_all(kb, g: _GroupEmitter, stores, site: _Site) -> None:
     g.memo.clear()                               # memoised values belong to this iteration
     for value, buf in stores:
-        kb.store(buf, site.flat, g.value_at(value, site))
+        kb.store(buf, site.base, g.value_at(value, site))
 
 
 def lower_group_node(kb: KernelBuilder, node) -> None:

@@ -12,9 +12,10 @@ so native code never reads outside `data`.
 """
 from __future__ import annotations
 
-import math
+import numpy as np
 
 from ir import dtypes as dt
+from ir.ops.elementwise import cast_array
 
 from . import helpers as h
 from .elementwise import lower_group_node
@@ -63,14 +64,11 @@ def _slice(kb: KernelBuilder, node) -> None:
 
 
 def fill_constant(dtype, value: float):
-    """The element `value` (a float attr) converts to in `dtype`, as numpy's astype does."""
+    """The element the float attr `value` converts to in `dtype`, with cast semantics
+    (float -> int truncates and saturates, NaN -> 0; -> bool is value != 0)."""
     d = dt.dtype(dtype)
-    typ = h.register_type(d)
-    if d is dt.bool_:
-        return h.const_like(typ, value != 0)
-    if d.is_int:
-        return h.const_like(typ, math.trunc(value) if math.isfinite(value) else 0)
-    return h.const_like(typ, value)
+    converted = cast_array(np.array(value, np.float64), d).reshape(()).item()
+    return h.const_like(h.register_type(d), converted)
 
 
 @lowering("pad")

@@ -38,7 +38,8 @@ class ElementContext:
     node: object                    # the ir Node being computed (attrs, types)
     flat: ir.Value                  # row-major index of this element in the node's output
     coords: Optional[list]          # its coordinates (when the loop provides them)
-    lanes: int = 1
+    lanes: int = 1                  # > 1: operands and result are <lanes x T> vectors
+    base: Optional[ir.Value] = None  # scalar index of the first lane (== flat when lanes = 1)
 
     @property
     def attrs(self) -> dict:
@@ -280,7 +281,8 @@ def _constant(ec, a):
         item = value.reshape(()).item()
         return h.const_like(ec.out_type(), item)
     ptr = ec.kb.ctx.constant_global(value)
-    return h.load_element(ec.b, ptr, ec.flat, ec.out_dtype, 64, ec.lanes)
+    base = ec.flat if ec.base is None else ec.base
+    return h.load_element(ec.b, ptr, base, ec.out_dtype, 64, ec.lanes)
 
 
 @emitter("iota")

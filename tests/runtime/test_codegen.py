@@ -15,7 +15,7 @@ from runtime.codegen.elementwise import emit_elementwise_group, lower_fused_subg
 from runtime.plan import ARENA, plan_buffers
 from runtime.target import _vector_width_f32
 
-from rt_kernel import compile_kernel
+from rt_kernel import compile_kernel, compile_kernels
 
 
 def _t(shape, dtype="f32"):
@@ -86,7 +86,7 @@ def test_a_fused_group_is_one_loop_with_no_intermediate_buffers():
     sub.add_output(emit(sub, "mul", [r, xw]), "rx")   # xw is reused: computed once per element
     fn, text = compile_kernel(lambda kb: lower_fused_subgraph(kb, sub),
                               [v.type for v in sub.inputs], [v.type for v in sub.outputs])
-    kernel = text[text.index('define internal i32 @"kernel"'):text.index('define i32 @"run"')]
+    kernel = text[text.index('define internal i32 @"kernel0"'):text.index('define i32 @"run0"')]
     assert kernel.count(".body:") == 2                 # the nest over (N, 7): one loop per axis
     assert kernel.count("store float") == 2            # only the two outputs are written
     assert kernel.count("fmul float") == 2             # x*w once, r*xw once
@@ -113,7 +113,7 @@ def test_group_of_pure_elementwise_ops_uses_one_flat_loop():
                                [(sub.outputs[0], kb.outputs[0])])
 
     fn, text = compile_kernel(emit_group, [v.type for v in sub.inputs], [sub.outputs[0].type])
-    kernel = text[text.index('define internal i32 @"kernel"'):text.index('define i32 @"run"')]
+    kernel = text[text.index('define internal i32 @"kernel0"'):text.index('define i32 @"run0"')]
     assert kernel.count(".body:") == 1
     rng = np.random.default_rng(1)
     xv, yv = (rng.standard_normal((4, 5)).astype(np.float32) for _ in range(2))
@@ -165,3 +165,39 @@ def test_cache_serves_structurally_equal_graphs_with_their_own_names_and_params(
     d = graphc.compile(_scaled("d", "x", 2.0), cache=False)
     assert d.compiled is not a.compiled
     assert compile_graph(_scaled("e", "x", 1.0)) is a.compiled
+
+
+# -- explicit vectors --------------------------------------------------------------------------
+def test_explicit_vector_loops_match_the_interpreter():
+    """Every flat elementwise op emitted with <W x T> vectors (main loop + scalar remainder):
+    the per-element emitters are type-generic, as the speed work will rely on."""
+    import rt_cases
+    from rt_harness import build_graph, compare, draw_inputs
+    width = host_target().vector_width(4)
+    cases = [c for c in rt_cases.elementwise_cases() + rt_cases.cast_cases()
+             + rt_cases.generator_cases()
+             if c.op != "iota" and (".Nx33" in c.id or "special" in c.id or "edges" in c.id
+                                    or c.op in ("cast", "random_uniform", "constant",
+                                                "dim_value", "select"))]
+    assert {c.op for c in cases} >= {"exp", "div", "cast", "random_uniform", "select", "sign"}
+    g = build_graph("vectors", cases)
+    nodes = {n.outputs[0]: n for n in g.nodes}
+    specs = []
+    for out in g.outputs:
+        node = nodes[out]
+        specs.append((lambda kb, node=node: emit_elementwise_group(
+            kb, [node], dict(zip(node.inputs, kb.inputs)), list(zip(node.outputs, kb.outputs)),
+            lanes=width), [v.type for v in node.inputs], [out.type]))
+    fns, text = compile_kernels(specs)
+    assert f"<{width} x float>" in text
+    rng = np.random.default_rng(5)
+    failures = []
+    for n in (1, 3, 17):
+        feeds = draw_inputs(g, cases, {"N": n}, rng)
+        want = ir.run(g, feeds)
+        for case, fn, out in zip(cases, fns, g.outputs):
+            args = [feeds[f"{case.id}.{k}"] for k in range(len(case.inputs))]
+            problem = compare(case, fn(*args, N=n)[0], want[case.id])
+            if problem:
+                failures.append(f"{case.id} N={n}: {problem}")
+    assert not failures, "\n".join(failures[:20])
