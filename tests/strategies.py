@@ -294,10 +294,16 @@ class _GraphGen:
         return self.emit(op, [x], {"shape": tuple(shape), "dims": tuple(dims)})
 
     def gen_reshape(self, op):
-        x = self.operand(lambda t: True, self.random_type)
+        # prefer symbolic operands: merging a symbolic dim makes compound dims like 3*N
+        symbolic = self.coin(70)
+        x = self.operand(lambda t: bool(t.symbols()) or not symbolic, self.random_type)
         shape = list(x.type.shape)
         how = self.int(0, 3)
-        if how == 0 or len(shape) == 0:
+        sym_axes = [i for i, d in enumerate(shape) if isinstance(d, SymDim)]
+        if how == 1 and sym_axes and len(shape) >= 2:       # merge a symbolic axis
+            i = min(sym_axes[0], len(shape) - 2)
+            shape[i:i + 2] = [shape[i] * shape[i + 1]]
+        elif how == 0 or len(shape) == 0:
             shape = [self.product(shape)] if shape or self.coin(50) else [1]
         elif how == 1 and len(shape) >= 2:
             i = self.int(0, len(shape) - 2)

@@ -168,3 +168,23 @@ def test_changing_one_attribute_or_result_type_breaks_equality(g, data):
     diff = structural_diff(g, c)
     assert diff is not None and what in diff
     assert structural_hash(g) != structural_hash(c)
+
+
+def test_hash_is_the_same_in_another_process_with_another_hash_seed(tmp_path):
+    """The hash keys on-disk caches: it must not depend on Python's per-process hashing."""
+    import os
+    import subprocess
+    import sys
+
+    from ir.serialize import save_gir
+    g = build()
+    path = tmp_path / "g.gir"
+    save_gir(g, path)
+    code = ("import sys; from ir.serialize import load_gir; from ir.equality import "
+            "structural_hash; print(structural_hash(load_gir(sys.argv[1])))")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                             text=True, check=True, cwd=root,
+                             env=dict(os.environ, PYTHONHASHSEED=seed))
+        assert out.stdout.strip() == structural_hash(g)

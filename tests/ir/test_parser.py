@@ -240,3 +240,28 @@ def test_weight_with_the_wrong_hash():
 def test_errors_are_graphc_errors_and_name_the_file():
     err = error_of(GOOD.replace("relu", "relux"), GraphcError, filename="model.gir")
     assert str(err).startswith("model.gir:3:8: ")
+
+
+# -- robustness -------------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from strategies import graphs  # noqa: E402
+
+_JUNK = ["", "%", "@", "[", "]", "(", ")", "{", "}", ",", "-", "1", "N", "nan(", "0x7", '"', "*",
+         "?", ":", "\n", "graph", "dense<", "f32[", "loc(", "#", "init %x = ", "\\"]
+
+
+@given(graphs(max_nodes=5), st.data())
+@settings(max_examples=150)
+def test_mangled_text_fails_only_with_graphc_errors(g, data):
+    text, weights = dump(g)
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(text)))
+        j = data.draw(st.integers(i, min(len(text), i + 8)))
+        text = text[:i] + data.draw(st.sampled_from(_JUNK)) + text[j:]
+    try:
+        parse(text, weights)
+    except GraphcError as e:          # anything else (IndexError, ValueError...) is a bug
+        if isinstance(e, ParseError) and "\n" in str(e):
+            assert str(e).split("\n")[2].lstrip().startswith("^")
