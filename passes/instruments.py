@@ -29,6 +29,7 @@ from ir import Graph, GraphcError, PassError, VerifyError
 from ir.interpreter import run as interpret
 from ir.printer import print_graph
 from ir.symbolic import evaluate
+from ir.verifier import verify
 from ir.serialize import save_gir
 
 from .manager import Instrument, PassRecord, PassResult
@@ -148,7 +149,6 @@ class Verify(Instrument):
     """Run the IR verifier on the input and after each pass; name the pass that broke it."""
 
     def run_begin(self, graph: Graph, passes: list) -> None:
-        from ir.verifier import verify    # TODO(brief D): top-level import once ir.verifier lands
         try:
             verify(graph)
         except VerifyError as e:
@@ -156,7 +156,6 @@ class Verify(Instrument):
                             f"{e.message}", e.loc) from e
 
     def after_pass(self, record: PassRecord, before: Graph, after: Graph) -> None:
-        from ir.verifier import verify
         try:
             verify(after)
         except VerifyError as e:

@@ -2,8 +2,8 @@
 
 tests/passes/golden/<pass>/<case>.gir is the input and <case>.expected.gir the expected result
 of running pipeline <pass> on it. A case passes when the result is structurally equal to the
-expected graph (names and locs included), prints to the same text (comment lines aside), and
-computes the same numbers as the input with the reference interpreter.
+expected graph (names and locs included), prints to the same text (comment lines aside), passes
+the verifier, and computes the same numbers as the input with the reference interpreter.
 
 An input may carry test directives as comments, applied after parsing:
     # test: retype %y: f32[M,4]
@@ -28,6 +28,7 @@ from ir.interpreter import run
 from ir.printer import dump
 from ir.serialize import load_gir, save_gir
 from ir.symbolic import parse_dim
+from ir.verifier import verify
 from passes import PassManager, ReferenceCheck, compare_arrays
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -64,6 +65,7 @@ def run_case(pass_name: str, case: str, instruments=()):
     source, expected_path = folder / f"{case}.gir", folder / f"{case}.expected.gir"
     parsed, graph = load_input(source)
     result = PassManager(pass_name, list(instruments)).run(graph)
+    verify(result.graph)
     if os.environ.get("GRAPHC_UPDATE_GOLDEN"):
         save_gir(result.graph, expected_path)
     expected = load_gir(expected_path)
