@@ -19,6 +19,7 @@ from typing import Callable, Optional
 from ir import GraphcError, all_ops, get_op
 from ir.printer import dump
 from ir.serialize import load_gir, save_gir
+from passes.registry import format_option_value
 from passes import (Diff, DumpDir, PassManager, PipelineError, PrintIR, ReferenceCheck,
                     Statistics, Timing, Verify, build_pipeline, format_table, registered_passes)
 
@@ -126,8 +127,7 @@ def _run_passes(args) -> int:
     for name, info in registered_passes().items():
         rows.append((name, "", info.description))
         for opt in info.options:
-            default = str(opt.default).lower() if isinstance(opt.default, bool) else opt.default
-            rows.append(("", f"{opt.name}={default}", opt.doc))
+            rows.append(("", f"{opt.name}={format_option_value(opt.default)}", opt.doc))
     print(format_table(["pass", "option=default", "description"], rows))
     return 0
 

@@ -154,6 +154,7 @@ class PassOption:
 
 
 def format_option_value(v) -> str:
+    """Pipeline spelling of an option value: true/false, numbers, bare or quoted strings."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str) and not re.fullmatch(r"[A-Za-z0-9_.+-]+", v):
