@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -70,11 +71,14 @@ class CompiledGraph:
 
 
 class CompileCache:
-    """Thread-safe in-memory cache; concurrent requests for one key compile it once."""
+    """Thread-safe in-memory LRU cache; concurrent requests for one key compile it once.
 
-    def __init__(self):
+    Evicting an entry only drops the cache's reference: executables keep their code alive."""
+
+    def __init__(self, capacity: int = 256):
+        self.capacity = capacity
         self._lock = threading.Lock()
-        self._entries: dict = {}
+        self._entries: OrderedDict = OrderedDict()
         self._key_locks: dict = {}
         self.hits = 0
         self.misses = 0
@@ -84,6 +88,7 @@ class CompileCache:
             found = self._entries.get(key)
             if found is not None:
                 self.hits += 1
+                self._entries.move_to_end(key)
                 return found
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
@@ -95,6 +100,8 @@ class CompileCache:
             value = build()
             with self._lock:
                 self._entries[key] = value
+                while len(self._entries) > self.capacity:
+                    self._entries.popitem(last=False)
                 self.misses += 1
                 self._key_locks.pop(key, None)
             return value

@@ -201,3 +201,46 @@ def test_explicit_vector_loops_match_the_interpreter():
             if problem:
                 failures.append(f"{case.id} N={n}: {problem}")
     assert not failures, "\n".join(failures[:20])
+
+
+def test_concurrent_compiles_of_one_graph_compile_once():
+    import threading
+    seed = Graph("unique")                                       # a key nobody compiled yet
+    xs = seed.add_input("x", _t(("N", 3)))
+    seed.add_output(emit(seed, "sign", [emit(seed, "abs", [xs])]))
+    misses = COMPILE_CACHE.misses
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(compile_graph(seed)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert COMPILE_CACHE.misses == misses + 1
+    assert len(results) == 4 and all(r is results[0] for r in results)
+
+
+def test_compile_runs_the_pass_pipeline_first():
+    g = Graph("with_dead_code")
+    x = g.add_input("x", _t(("N",)))
+    emit(g, "exp", [x])                                          # dead
+    g.add_output(emit(g, "neg", [x]))
+    exe = graphc.compile(g, pipeline="shape-infer,dce")
+    assert [n.op for n in exe.graph.nodes] == ["neg"]
+    assert "exp" not in exe.llvm_ir_unoptimized
+    np.testing.assert_array_equal(exe(np.ones(2, np.float32)), [-1, -1])
+    with pytest.raises(ir.GraphcError, match="unknown pass"):
+        graphc.compile(g, pipeline="no-such-pass")
+
+
+def test_cache_is_bounded_and_evicts_least_recently_used():
+    from runtime.compile import CompileCache
+    cache = CompileCache(capacity=2)
+    built = []
+
+    def build(k):
+        return lambda: built.append(k) or k
+
+    for k in ("a", "b", "a", "c", "b"):
+        cache.get_or_compile(k, build(k))
+    assert built == ["a", "b", "c", "b"] and len(cache) == 2   # "b" was evicted by "c"

@@ -169,3 +169,15 @@ def test_swapping_two_parameters_in_place():
     np.testing.assert_array_equal(exe(np.zeros(2, np.float32)), [5, 7, 9])
     np.testing.assert_array_equal(exe.params["a"], [4, 5, 6])
     np.testing.assert_array_equal(exe.params["b"], [1, 2, 3])
+
+
+def test_a_graph_that_only_updates_params_returns_an_empty_tuple():
+    g = Graph("only_updates")
+    x = g.add_input("x", TensorType(("N",), "f32"))
+    acc = g.add_input("acc", TensorType((), "f32"), "state", np.array(0, np.float32))
+    g.add_output(emit(g, "add", [acc, emit(g, "reduce_sum", [x], {"axes": (0,)})]), "acc_new",
+                 updates="acc")
+    exe = graphc.compile(g)
+    assert exe(np.ones(3, np.float32)) == ()
+    assert exe.run({"x": np.ones(4, np.float32)}) == {}
+    assert exe.params["acc"] == 7
