@@ -139,8 +139,8 @@ class _GraphGen:
         names = _NAMES + (_ODD_NAMES if self.odd_names else [])
         name = self.g.fresh_name(self.choice(names))
         init = None
-        if role != "input" and (not t.is_static or self.coin(85)):
-            init = self.array(t.dtype, t.shape) if t.is_static else None
+        if role != "input" and t.is_static and self.coin(85):   # some params come uninitialised
+            init = self.array(t.dtype, t.shape)
         v = self.g.add_input(name, t, role, init)
         for d in t.shape:
             if _is_bare_symbol(d) and d.terms[0][0][0] not in self.bound:
@@ -192,8 +192,11 @@ class _GraphGen:
                 self.new_input(TensorType(self.shape(self.int(0, 1), False) + (sym("M"),),
                                           self.choice([dt.f32, dt.i64])))
         for _ in range(self.int(0, 2)):
-            self.new_input(self.random_type(max_rank=2, dtypes=(dt.f32, dt.i64, dt.bool_)),
-                           self.choice(["input", "param", "state"]))
+            role = self.choice(["input", "param", "state"])
+            t = self.random_type(max_rank=2, dtypes=(dt.f32, dt.i64, dt.bool_))
+            if role != "input":           # params and state are static, like real weights
+                t = TensorType(self.shape(t.rank, batch=False), t.dtype)
+            self.new_input(t, role)
         for _ in range(self.int(1, self.max_nodes)):
             op = self.choice(self.ops)
             gen = getattr(self, "gen_" + op, None)
