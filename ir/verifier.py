@@ -264,8 +264,8 @@ class _Checker:
                 self.fail("aliases-valid", f"{where}, but the graph has no input %{in_name}")
                 continue
             if target.role not in ("param", "state"):
-                self.fail("aliases-valid", f"{where}, but %{in_name} is a {target.role!r} "
-                          f"input; only param and state inputs can be updated in place")
+                self.fail("aliases-valid", f"{where}, but %{in_name} has role "
+                          f"{target.role!r}; only param and state inputs can be updated in place")
             out = self.g.outputs[self.g.output_names.index(out_name)]
             if out.type != target.type:
                 self.fail("aliases-valid", f"{where}, but the output is {out.type} and the "
@@ -283,8 +283,8 @@ class _Checker:
                 self.fail("initializers-valid", f"initializer %{name} names no graph input")
                 continue
             if target.role not in ("param", "state"):
-                self.fail("initializers-valid", f"initializer %{name} is for a "
-                          f"{target.role!r} input; only param and state inputs have "
+                self.fail("initializers-valid", f"initializer %{name} is for an input with "
+                          f"role {target.role!r}; only param and state inputs have "
                           f"initial values")
             problem = _initializer_mismatch(np.asarray(arr), target.type)
             if problem:

@@ -181,7 +181,7 @@ def test_input_roles():
 
 
 @pytest.mark.parametrize("edit, fragment", [
-    (lambda g: g.aliases.update({"s_new": "x"}), "'input' input"),
+    (lambda g: g.aliases.update({"s_new": "x"}), "%x has role 'input'"),
     (lambda g: g.aliases.update({"s_new": "nope"}), "no input %nope"),
     (lambda g: g.aliases.update({"zzz": "s"}), "no output named 'zzz'"),
     (lambda g: g.aliases.update({"y": "w"}), "the output is f32[N,3] and the input is f32[4,3]"),
@@ -194,7 +194,7 @@ def test_aliases_valid(edit, fragment):
 
 
 @pytest.mark.parametrize("edit, fragment", [
-    (lambda g: g.initializers.update(x=np.ones((2, 4), np.float32)), "'input' input"),
+    (lambda g: g.initializers.update(x=np.ones((2, 4), np.float32)), "role 'input'"),
     (lambda g: g.initializers.update(q=np.ones(3, np.float32)), "%q names no graph input"),
     (lambda g: g.initializers.update(w=np.ones((4, 3), np.float64)), "dtype f64"),
     (lambda g: g.initializers.update(w=np.ones((3, 4), np.float32)), "shape (3, 4)"),
