@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ir import ArgumentError
-from ir.symbolic import SymDim, evaluate, format_shape
+from ir.symbolic import evaluate, format_shape
 
 STATIC, BIND, EXPR = 0, 1, 2
 _DENSE_AND_ALIGNED = 0x0001 | 0x0100       # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
@@ -149,7 +149,3 @@ def check_out_array(name: str, arr, np_dtype, shape: tuple, others: Sequence) ->
             raise ArgumentError(f"out[{name!r}] overlaps an input, parameter or another output;"
                                 " native code needs it to be separate memory")
     return arr
-
-
-def has_symbolic(shape) -> bool:
-    return any(isinstance(d, SymDim) for d in shape)

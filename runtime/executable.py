@@ -182,7 +182,8 @@ class Executable:
             msg = (f"{node.op}: axis {axis} is empty; there is no maximum to index "
                    f"(node %{node.outputs[0].name})")
         else:
-            msg = f"{node.op}: native code reported error kind {kind} (node %{node.outputs[0].name})"
+            msg = (f"{node.op}: native code reported error kind {kind} "
+                   f"(node %{node.outputs[0].name})")
         return ExecutionError(msg, node.loc)
 
     # -- parameters ----------------------------------------------------------------------------

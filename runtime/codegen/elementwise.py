@@ -126,8 +126,9 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
     b = kb.b
     if any(n.op in NEEDS_COORDS for n in nodes):
         if lanes > 1:
+            users = ", ".join(sorted({n.op for n in nodes} & NEEDS_COORDS))
             raise CompileError("explicit vectors need a flat elementwise loop; this group uses "
-                               f"coordinates ({', '.join(sorted({n.op for n in nodes} & NEEDS_COORDS))})")
+                               f"coordinates ({users})")
         g = _GroupEmitter(kb, nodes, leaves)
         g.hoist_scalar_leaves(shape)
         extents = kb.extents(shape)

@@ -50,7 +50,8 @@ def _matmul(kb: KernelBuilder, node) -> None:
                     aik = kb.load(a, a_index(a_base, i, k))
                     with h.counted_loop(b, n, name="j") as j:
                         at = h.add(b, row, j)
-                        kb.store(c, at, madd(kb.load(c, at), aik, kb.load(bm, b_index(b_base, k, j))))
+                        bkj = kb.load(bm, b_index(b_base, k, j))
+                        kb.store(c, at, madd(kb.load(c, at), aik, bkj))
             else:
                 acc = kb.local(typ)
                 with h.counted_loop(b, n, name="j") as j:

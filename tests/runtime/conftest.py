@@ -17,6 +17,6 @@ def pytest_terminal_summary(terminalreporter):
     if counts:
         cases = sum(c for c, _ in counts.values())
         runs = sum(r for _, r in counts.values())
+        per_family = ", ".join(f"{k} {c}" for k, (c, _) in sorted(counts.items()))
         terminalreporter.write_line(f"runtime differential suite: {cases} op/shape cases, "
-                                    f"{runs} compiled-vs-interpreter runs "
-                                    f"({', '.join(f'{k} {c}' for k, (c, _) in sorted(counts.items()))})")
+                                    f"{runs} compiled-vs-interpreter runs ({per_family})")

@@ -99,7 +99,8 @@ def test_front_end_mlp_and_cnn_match_interpreter():
     def cnn(x):
         h = graphc.relu(graphc.conv2d(x, graphc.param("k1", k1), stride=1, padding=1))
         h = graphc.max_pool2d(h, 2)
-        return graphc.softmax(graphc.flatten(h) @ graphc.param("w", np.ones((144, 3), np.float32) / 144))
+        w = graphc.param("w", np.ones((144, 3), np.float32) / 144)
+        return graphc.softmax(graphc.flatten(h) @ w)
 
     for fn, shape in ((mlp, (784,)), (cnn, (1, 12, 12))):
         exe = graphc.compile(fn)

@@ -28,7 +28,8 @@ EXACT_OPS = sorted({
 
 
 # GRAPHC_RANDOM_GRAPHS=2000 runs a long bug hunt locally; CI keeps it short.
-@settings(max_examples=int(os.environ.get("GRAPHC_RANDOM_GRAPHS", 40)), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("GRAPHC_RANDOM_GRAPHS", 40)), deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(graph_and_inputs(max_nodes=7, ops=EXACT_OPS, special_values=True))
 def test_random_graph_matches_interpreter_exactly(case):
     g, inputs = case

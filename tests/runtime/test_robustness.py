@@ -24,7 +24,8 @@ def _mlp_graph(name="mlp2"):
     x = g.add_input("x", TensorType(("N", 16), "f32"))
     w = g.add_input("w", TensorType((16, 8), "f32"), "param",
                     rng.standard_normal((16, 8)).astype(np.float32))
-    b = g.add_input("b", TensorType((8,), "f32"), "param", rng.standard_normal(8).astype(np.float32))
+    b = g.add_input("b", TensorType((8,), "f32"), "param",
+                    rng.standard_normal(8).astype(np.float32))
     h = emit(g, "add", [emit(g, "matmul", [x, w]),
                         emit(g, "broadcast", [b], {"shape": ("N", 8), "dims": (1,)})])
     y = emit(g, "tanh", [h])
