@@ -34,7 +34,7 @@ def _iota_infer(ins, attrs):
 
 def _iota_ref(ins, attrs):
     shape, axis = attrs["shape"], attrs["axis"]
-    line = np.arange(shape[axis], dtype=attrs["dtype"].np_dtype)
+    line = np.arange(shape[axis]).astype(attrs["dtype"].np_dtype)   # arange rejects bool > 2
     view = [1] * len(shape)
     view[axis] = shape[axis]
     return np.broadcast_to(line.reshape(view), shape).copy()
