@@ -12,7 +12,8 @@ from (padding taps are dropped, as the reference's crop does).
 from __future__ import annotations
 
 from . import helpers as h
-from .kernel import KernelBuilder
+from .epilogue import Epilogue, OutputSite, apply
+from .kernel import Buffer, KernelBuilder
 from .registry import lowering
 
 
@@ -79,7 +80,15 @@ def _zero(kb: KernelBuilder, buf) -> None:
 @lowering("conv2d")
 def _conv2d(kb: KernelBuilder, node) -> None:
     (x, w), (y,) = kb.inputs, kb.outputs
-    g = _Geometry(kb, node.attrs, x.shape, w.shape, y.shape[2:])
+    emit_conv2d(kb, x, w, y, node.attrs)
+
+
+def emit_conv2d(kb: KernelBuilder, x: Buffer, w: Buffer, y: Buffer, attrs,
+                epilogue: Epilogue = None) -> None:
+    """y = conv2d(x, w) with the op's attrs (stride, padding, dilation, groups); `epilogue`
+    (see epilogue.py) maps each finished output value to the value stored, with coords
+    (n, channel, oh, ow)."""
+    g = _Geometry(kb, attrs, x.shape, w.shape, y.shape[2:])
     b = kb.b
     typ = h.register_type(y.dtype)
     acc = kb.local(typ)
@@ -90,7 +99,8 @@ def _conv2d(kb: KernelBuilder, node) -> None:
             ih, iw, inside = g.tap(oh, ow, kh, kw)
             xv = g.load_x_or_zero(x, n, g.in_channel(oc, c), ih, iw, inside, typ)
             kb.put(acc, _fma(b, kb.get(acc, typ), xv, kb.load(w, g.w_index(oc, c, kh, kw))))
-        kb.store(y, g.y_index(n, oc, oh, ow), kb.get(acc, typ))
+        at = g.y_index(n, oc, oh, ow)
+        kb.store(y, at, apply(epilogue, b, kb.get(acc, typ), OutputSite((n, oc, oh, ow), at)))
 
 
 @lowering("conv2d_grad_input")

@@ -12,15 +12,23 @@ results agree with numpy/BLAS to rounding, not bit for bit. Integer matmul wraps
 from __future__ import annotations
 
 from . import helpers as h
-from .kernel import KernelBuilder
+from .epilogue import Epilogue, OutputSite, apply
+from .kernel import Buffer, KernelBuilder
 from .registry import lowering
 
 
 @lowering("matmul")
 def _matmul(kb: KernelBuilder, node) -> None:
     (a, bm), (c,) = kb.inputs, kb.outputs
+    emit_matmul(kb, a, bm, c, node.attrs["transpose_a"], node.attrs["transpose_b"])
+
+
+def emit_matmul(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: bool,
+                transpose_b: bool, epilogue: Epilogue = None) -> None:
+    """C = op(A) @ op(B) over the batch axes, into `c`; `epilogue` (see epilogue.py) maps
+    each finished output value to the value stored, with coords (batch, row, col)."""
     b = kb.b
-    ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
+    ta, tb = transpose_a, transpose_b
     batch = h.product(b, kb.extents(c.shape[:-2]))
     m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
     k_dim = kb.dim(a.shape[-2] if ta else a.shape[-1])
@@ -52,6 +60,11 @@ def _matmul(kb: KernelBuilder, node) -> None:
                         at = h.add(b, row, j)
                         bkj = kb.load(bm, b_index(b_base, k, j))
                         kb.store(c, at, madd(kb.load(c, at), aik, bkj))
+                if epilogue is not None:
+                    with h.counted_loop(b, n, name="je") as j:
+                        at = h.add(b, row, j)
+                        site = OutputSite((p, i, j), at)
+                        kb.store(c, at, apply(epilogue, b, kb.load(c, at), site))
             else:
                 acc = kb.local(typ)
                 with h.counted_loop(b, n, name="j") as j:
@@ -60,4 +73,6 @@ def _matmul(kb: KernelBuilder, node) -> None:
                         x = kb.load(a, a_index(a_base, i, k))
                         y = kb.load(bm, b_index(b_base, k, j))
                         kb.put(acc, madd(kb.get(acc, typ), x, y))
-                    kb.store(c, h.add(b, row, j), kb.get(acc, typ))
+                    at = h.add(b, row, j)
+                    site = OutputSite((p, i, j), at)
+                    kb.store(c, at, apply(epilogue, b, kb.get(acc, typ), site))
