@@ -18,6 +18,9 @@ from .compiler import compile  # noqa: E402,F401  (graphc.compile(graph) -> Exec
 from runtime import Executable, ExecutionError  # noqa: E402,F401
 
 # -- training: autodiff, nn, losses, optimizers, Model ----------------------------------------
+from . import losses, nn, optim  # noqa: E402,F401
+from .autograd import grad  # noqa: E402,F401  (graphc.grad(loss, wrt=[...]) while tracing)
+from .training import Gradients, Model  # noqa: E402,F401
 
 # -- data and metrics ----------------------------------------------------------------------------
 from . import data, init, metrics  # noqa: E402,F401

@@ -9,7 +9,9 @@ Semantics (decided here, documented for users):
 - Arguments are the graph's data inputs (role "input"), positional in graph order and/or by
   name. Params and state are not arguments: they live in runtime-owned 64-byte-aligned
   buffers initialised from graph.initializers; read them with `exe.params` (live numpy views)
-  and replace them with `exe.set_params({...})` (validated, copied in).
+  and replace them with `exe.set_params({...})` (validated, copied in). Several executables
+  can share one store (`Executable(compiled, graph, params=other.param_store)`): a model's
+  train step and predict graphs then read and update the same buffers.
 - Every argument is checked before native code runs (runtime/arguments.py); non-contiguous or
   misaligned arrays are copied, never rejected.
 - Outputs that update a param (graph.aliases) are written in place into that param's buffer
@@ -73,7 +75,8 @@ class _CallContext:
 
 
 class Executable:
-    def __init__(self, compiled: CompiledGraph, graph: Graph):
+    def __init__(self, compiled: CompiledGraph, graph: Graph,
+                 params: Optional[ParamStore] = None):
         self.compiled = compiled
         self.graph = graph
         sig = call_signature(graph)
@@ -84,7 +87,14 @@ class Executable:
         self._checker = ArgumentChecker(graph.name, sig.data_inputs, sig.params, sig.symbols)
         self._outputs = [(name, v.type.dtype.np_dtype, tuple(v.type.shape))
                          for name, v in sig.returned]
-        self._params = ParamStore(sig.params, graph.initializers)
+        # `params`: share another executable's store (e.g. train step and predict of one
+        # model); every param of this graph must be in it with the same dtype and shape.
+        if params is None:
+            self._params = ParamStore(sig.params, graph.initializers)
+            self._param_addresses = self._params.addresses
+        else:
+            self._params = params
+            self._param_addresses = params.addresses_for(sig.params, graph.name)
         self._entry = compiled.entry
         self._table = compiled.table
         self._bindings: dict = {}             # symbol values -> (output shapes, arena bytes)
@@ -166,7 +176,7 @@ class Executable:
         with self._pool_lock:
             if self._pool:
                 return self._pool.pop()
-        return _CallContext(self._table, len(self.symbols), self._params.addresses)
+        return _CallContext(self._table, len(self.symbols), self._param_addresses)
 
     def _release(self, ctx: _CallContext) -> None:
         with self._pool_lock:
@@ -191,6 +201,11 @@ class Executable:
     def params(self) -> dict:
         """Live views of the param/state buffers by name (writing them changes the model)."""
         return dict(self._params.views)
+
+    @property
+    def param_store(self) -> ParamStore:
+        """The store holding this executable's params (pass it as `params=` to share it)."""
+        return self._params
 
     def set_params(self, values: Mapping) -> None:
         """Copy new values into params/state (validated: names, dtypes, shapes)."""

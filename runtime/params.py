@@ -77,6 +77,20 @@ class ParamStore:
             np.copyto(self.views[name], arr)
             self.unset.discard(name)
 
+    def addresses_for(self, values: list, graph_name: str) -> list:
+        """Buffer addresses for another graph's params (in its order), checking that each is
+        in this store with the same dtype and shape: how executables share one store."""
+        out = []
+        for v in values:
+            view = self.views.get(v.name)
+            want = (v.type.dtype.np_dtype, tuple(v.type.shape))
+            if view is None or (view.dtype, view.shape) != want:
+                found = "nothing" if view is None else f"{view.dtype}{list(view.shape)}"
+                raise ArgumentError(f"graph {graph_name!r}: param %{v.name}: {v.type} is not "
+                                    f"in the shared param store (found {found} under that name)")
+            out.append(data_address(view))
+        return out
+
     def check_all_set(self) -> None:
         if self.unset:
             raise ArgumentError(f"param(s) {', '.join(sorted(self.unset))} have no value: give "
