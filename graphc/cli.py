@@ -147,7 +147,7 @@ def _run_ops(args) -> int:
         except GraphcError as e:
             raise UsageError(str(e)) from None
         print(f"{op.name}({', '.join(op.inputs)})  fusion={op.fusion}  purity={op.purity}  "
-              f"outputs={op.num_outputs}")
+              f"outputs={op.num_outputs if isinstance(op.num_outputs, int) else 'variable'}")
         if op.doc:
             print(f"  {op.doc}")
         rows = [(name, spec.kind, "required" if spec.required else _show_default(spec.default),

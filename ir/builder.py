@@ -27,7 +27,7 @@ def infer_types(opdef: OpDef, in_types: Sequence, attrs: dict, loc=UNKNOWN) -> l
         out = opdef.infer(list(in_types), attrs)
     except GraphcError as e:
         raise e.with_loc(loc) from None
-    if len(out) != opdef.num_outputs:
+    if len(out) != opdef.result_count(attrs):
         raise AssertionError(f"{opdef.name}.infer returned {len(out)} types")
     return out
 

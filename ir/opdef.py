@@ -34,7 +34,7 @@ class OpDef:
     fusion: str
     purity: str = "pure"
     cost: Optional[Callable] = None     # (in types, out types, attrs) -> Cost
-    num_outputs: int = 1
+    num_outputs: object = 1             # an int, or a callable attrs -> int (e.g. `fused`)
     optional_inputs: int = 0            # how many trailing inputs may be omitted
     doc: str = ""
     tags: frozenset = field(default_factory=frozenset)   # e.g. {"unary", "binary", "compare"}
@@ -44,6 +44,11 @@ class OpDef:
         assert self.purity in PURITIES, self.purity
         for spec in self.attrs.values():
             assert isinstance(spec, AttrSpec)
+
+    def result_count(self, attrs: dict) -> int:
+        """How many results a node with these attrs has (most ops: a fixed number)."""
+        n = self.num_outputs
+        return n(attrs) if callable(n) else n
 
     @property
     def variadic(self) -> bool:

@@ -235,8 +235,9 @@ class Parser:
             type_toks.append(self.tok)
             declared.append(self.parse_type())
         loc = self.parse_loc() if self.at("loc") else UNKNOWN
-        if len(out_toks) != opdef.num_outputs:
-            raise self.error(f"op {opdef.name} has {opdef.num_outputs} result(s), but "
+        want = opdef.result_count(attrs)
+        if len(out_toks) != want:
+            raise self.error(f"op {opdef.name} has {want} result(s), but "
                              f"{len(out_toks)} name(s) are given", out_toks[0])
         if len(declared) != len(out_toks):
             raise self.error(f"{len(out_toks)} result(s) but {len(declared)} type(s)",

@@ -156,8 +156,9 @@ class _Checker:
             self.fail("arity", f"{where}: {opdef.name} takes {opdef.arity_text()} operand(s), "
                       f"found {len(node.inputs)}", node.loc)
             ok = False
-        if len(node.outputs) != opdef.num_outputs:
-            self.fail("arity", f"{where}: {opdef.name} has {opdef.num_outputs} result(s), "
+        want = opdef.result_count(node.attrs)
+        if len(node.outputs) != want:
+            self.fail("arity", f"{where}: {opdef.name} has {want} result(s), "
                       f"found {len(node.outputs)}", node.loc)
             ok = False
         return ok

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from ir import Graph, Loc, TensorType, all_ops, dtypes as dt, emit, sym
+from ir import Graph, Loc, TensorType, all_ops, dtypes as dt, emit, make_node, sym
 from ir.location import UNKNOWN, FusedLoc
 from ir.ops.conv import conv_output_hw
 from ir.ops.elementwise import BINARY, COMPARE, UNARY
@@ -257,6 +257,23 @@ class _GraphGen:
     def gen_cast(self, op):
         x = self.operand(lambda t: True, self.random_type)
         return self.emit(op, [x], {"dtype": self.choice(dt.ALL_DTYPES)})
+
+    def gen_fused(self, op):
+        """A small elementwise group as the fusion pass makes them (1 or 2 operands/results)."""
+        x = self.operand(lambda t: t.dtype in FLOATS, lambda: self.random_type(FLOATS))
+        operands = [x] + ([self.of_type(x.type)] if self.coin(50) else [])
+        body = Graph(self.g.fresh_name("fused"))
+        ins = [body.add_input(f"a{k}", v.type) for k, v in enumerate(operands)]
+        y = emit(body, self.choice(["neg", "abs", "exp", "tanh"]), [ins[0]])
+        if len(ins) > 1:
+            y = emit(body, self.choice(["add", "mul", "maximum"]), [y, ins[1]])
+        body.add_output(y, "r0")
+        if self.coin(40):
+            body.add_output(emit(body, "sqrt", [y]), "r1")
+        node = make_node(self.g, op, operands, {"kind": "elementwise", "body": body},
+                         self.loc())
+        self.pool.extend(node.outputs)
+        return node.outputs[0]
 
     # -- leaves -------------------------------------------------------------------------------
     def gen_constant(self, op):

@@ -28,7 +28,10 @@ def _merge(*tables) -> dict:
 
 VJP_RULES: dict = _merge(_ELEMENTWISE, _MOVEMENT, _REDUCTIONS, _CONV_POOL)
 
+# `fused` (a group made by the fusion pass) is never differentiated: pipelines run autodiff
+# BEFORE fusion, so a graph being differentiated has no fused nodes yet.
 NON_DIFFERENTIABLE: set = {
+    "fused",
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
     "logical_and", "logical_or", "logical_not",
     "argmax", "iota", "dim_value", "random_uniform", "constant",

@@ -22,6 +22,14 @@ def T(*shape, dtype="f32"):
 
 CONV = {"stride": (1, 1), "padding": (0, 0, 0, 0)}
 
+
+def _fused_body():
+    """A fused body taking f32[3] (fused ops check their operands against it)."""
+    g = ir.Graph("fused_0")
+    x = g.add_input("x", T(3))
+    g.add_output(ir.emit(g, "neg", [x]), "r0")
+    return g
+
 # (op, operand types, attrs, error class, fragments the message must contain). Unless a case
 # lists its own fragments, the op name and every operand type are required.
 CASES = [
@@ -58,6 +66,8 @@ CASES = [
     ("pad", [T(2, 2)], {"low": (1, -1), "high": (0, 0)}, ShapeError, None),
     ("pad", [T(2, 2)], {"low": (1,), "high": (0,)}, ShapeError, None),
     ("concat", [T(2, 3), T(2)], {"axis": 0}, ShapeError, None),
+    ("fused", [T(2)], {"kind": "elementwise", "body": _fused_body()}, ShapeError,
+     ["fused", "f32[2]", "f32[3]"]),
     ("concat", [T(2, 3), T(3, 2)], {"axis": 0}, ShapeError, None),
     ("concat", [T(2, 3), T(2, 3, dtype="f64")], {"axis": 0}, DTypeError, None),
     ("concat", [T(2, 3), T(2, 3)], {"axis": 2}, ShapeError, None),

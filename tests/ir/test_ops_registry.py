@@ -211,7 +211,23 @@ def _random_uniform(rng, n):
                 naive.random_uniform((n, 8), seed=7, counter=3), env={"N": n})
 
 
+def _fused(rng, n):
+    """A two-result fused group: r0 = relu(a * b), r1 = exp(r0) + b (the body, run through
+    the interpreter, must equal the naive ops composed)."""
+    body = ir.Graph("fused_0")
+    a, b = body.add_input("a", T(N, 4)), body.add_input("b", T(N, 4))
+    r0 = ir.emit(body, "relu", [ir.emit(body, "mul", [a, b])])
+    body.add_output(r0, "r0")
+    body.add_output(ir.emit(body, "add", [ir.emit(body, "exp", [r0]), b]), "r1")
+    x, y = rand(rng, (n, 4), "f32", specials=0.2), rand(rng, (n, 4), "f32", specials=0.2)
+    r0_want = naive.unary("relu", naive.binary("mul", x, y))
+    r1_want = naive.binary("add", naive.unary("exp", r0_want), y)
+    return Case([T(N, 4), T(N, 4)], [x, y], {"kind": "elementwise", "body": body},
+                [r0_want, r1_want])
+
+
 CASES = {
+    "fused": _fused,
     **{name: _unary(name) for name in elementwise.UNARY},
     **{name: _binary(name) for name in list(elementwise.BINARY) + list(elementwise.COMPARE)},
     **{name: _logical(name) for name in elementwise.LOGICAL},
