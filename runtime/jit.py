@@ -16,6 +16,7 @@ import llvmlite.binding as llvm
 
 from ir import CompileError
 
+from . import threads
 from .target import LLVM_LOCK, Target, initialise_llvm
 
 # Functions LLVM may emit calls to while lowering intrinsics (llvm.exp -> expf, ...).
@@ -39,6 +40,7 @@ class JitModule:
     def __init__(self, ir_text: str, target: Target, opt_level: int = 2):
         initialise_llvm()
         _load_libm()
+        threads.load_gomp()
         self.target = target
         self.opt_level = opt_level
         self.ir_unoptimized = ir_text
@@ -57,6 +59,8 @@ class JitModule:
             self._check_symbols(mod)
             self.engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(opt_level))
             self.engine.finalize_object()
+            threads.set_module_threads(self.engine.get_global_value_address(
+                threads.NUM_THREADS_GLOBAL) if threads.NUM_THREADS_GLOBAL in ir_text else 0)
             t3 = time.perf_counter()
         self.timings.update(parse=t1 - t0, optimise=t2 - t1, codegen=t3 - t2)
         self._asm = None

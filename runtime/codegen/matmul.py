@@ -1,7 +1,10 @@
 """Lowering of matmul: batched, either operand transposed, any numeric dtype.
 
-A straightforward loop nest, correct for every flag combination; the speed work replaces it
-with packed, register-tiled micro-kernels behind the same lowering entry.
+Float matmuls use the packed, register-tiled, threaded gemm of gemm.py; an epilogue is then
+applied by one vectorised pass over C (`<W x T>` along the columns, masked at the row end),
+in this kernel's own function, because the gemm's workers run on other threads in functions
+of their own. Integer matmuls (and the reference form kept for study) use the loop nest
+below, correct for every flag combination:
 - transpose_b = False: i-k-j order. C's row is zeroed, then for each k the row of B (contiguous
   in j) is scaled by A[i,k] and added: the inner loop is a contiguous, vectorisable axpy.
 - transpose_b = True: B is stored N x K, so each C[i,j] is a dot product over k, contiguous
@@ -11,8 +14,11 @@ results agree with numpy/BLAS to rounding, not bit for bit. Integer matmul wraps
 """
 from __future__ import annotations
 
+import llvmlite.ir as ir
+
 from . import helpers as h
-from .epilogue import Epilogue, OutputSite, apply
+from .epilogue import Epilogue, OutputSite, apply, masked_load, masked_store
+from .gemm import emit_gemm
 from .kernel import Buffer, KernelBuilder
 from .registry import lowering
 
@@ -27,6 +33,37 @@ def emit_matmul(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a
                 transpose_b: bool, epilogue: Epilogue = None) -> None:
     """C = op(A) @ op(B) over the batch axes, into `c`; `epilogue` (see epilogue.py) maps
     each finished output value to the value stored, with coords (batch, row, col)."""
+    if c.dtype.is_float:
+        emit_gemm(kb, a, bm, c, transpose_a, transpose_b)
+        if epilogue is not None:
+            _epilogue_pass(kb, c, epilogue)
+        return
+    emit_loop_matmul(kb, a, bm, c, transpose_a, transpose_b, epilogue)
+
+
+def _epilogue_pass(kb: KernelBuilder, c: Buffer, epilogue: Epilogue) -> None:
+    """C[p, i, j:j+W] = epilogue(C[p, i, j:j+W]) with the row's last vector masked."""
+    b = kb.b
+    width = kb.target.vector_width(c.dtype.itemsize)
+    vt = ir.VectorType(h.register_type(c.dtype), width)
+    batch = h.product(b, kb.extents(c.shape[:-2]))
+    m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
+    lane_ids = ir.Constant(ir.VectorType(h.I64, width), [h.i64(k) for k in range(width)])
+    esize = c.dtype.itemsize
+    with h.loop_nest(b, [batch, m], name="ep") as (p, i):
+        row = h.mul(b, h.add(b, h.mul(b, p, m), i), n)
+        with h.counted_loop(b, n, step=width, name="epj") as j:
+            mask = b.icmp_signed("<", b.add(h.splat(b, j, width), lane_ids), h.splat(b, n, width))
+            at = h.add(b, row, j)
+            ptr = h.element_ptr(b, c.ptr, at, c.dtype)
+            site = OutputSite((p, i, j), at, width, 2, h.i64(1), mask)
+            masked_store(b, apply(epilogue, b, masked_load(b, ptr, vt, mask, esize), site), ptr,
+                         mask, esize)
+
+
+def emit_loop_matmul(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: bool,
+                     transpose_b: bool, epilogue: Epilogue = None) -> None:
+    """The plain loop nest (any dtype): integer matmuls, and a reference for study."""
     b = kb.b
     ta, tb = transpose_a, transpose_b
     batch = h.product(b, kb.extents(c.shape[:-2]))

@@ -1,0 +1,365 @@
+"""The fast float matmul: packed, cache-blocked, register-tiled `<W x T>` micro-kernels.
+
+C[p] = op(A[p]) @ op(B[p]) for each batch index p, C (M x N) row-major, K the depth.
+
+Structure (BLIS-like, with A read in place):
+- Work items: (batch p, column block, row block). A column block is a run of at most
+  PANELS_PER_BLOCK panels of NR = NV*W columns; a row block at most MC rows. Items are handed
+  out dynamically to the threads of a parallel region (runtime/threads.py).
+- Per item, for each depth block of KC: the B block (KC x columns) is PACKED into a stack
+  buffer, panel by panel (KC rows of NR contiguous, 64-byte-aligned values; columns past N
+  are zero). Packing is where transpose_b is absorbed: no transposed copy of B is ever made.
+  Then for each panel and each MR rows, one micro-kernel call.
+- Micro-kernel (one internal function per (dtype, MR, NV, B form), shared by every matmul of
+  the module): MR x NV vector accumulators held in registers through a k loop; each step
+  loads NV vectors of B and broadcasts MR values of A (`llvm.fma`). A is read in place with a
+  row stride and a k stride, which absorbs transpose_a. Edges: rows past the end reuse the
+  last real row (their results are not stored); columns past N are masked on store.
+- Narrow outputs (N <= W, e.g. a 10-class layer): NV = 1 with MR = 2*MR, so the tile still
+  has enough independent accumulators to hide the FMA latency.
+- Few rows (M < SMALL_M, e.g. batch-1 inference, and B not transposed): B is read in place
+  (no packing: the pack would cost as much as the product) by a one-row micro-kernel over
+  NV_DIRECT vectors with masked loads at the right edge.
+
+Results accumulate with fused multiply-adds in k order within a depth block, so they agree
+with numpy/BLAS to rounding (the differential tests' `accum` tolerance), not bit for bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import llvmlite.ir as ir
+
+from .. import threads
+from . import helpers as h
+from .epilogue import masked_load, masked_store
+
+KC = 256                    # depth block: a packed panel (KC x NR) stays in L1
+MC = 128                    # row block: an A block (MC x KC) stays in L2
+PANELS_PER_BLOCK = 4        # columns per item: PANELS_PER_BLOCK * NR
+SMALL_M = 8                 # fewer rows than this (and B not transposed): unpacked B
+NV_DIRECT = 4
+CTX_WORDS = 12
+
+
+@dataclass(frozen=True)
+class Tile:
+    mr: int                 # rows of the register tile
+    nv: int                 # vectors per row (NR = nv * W columns)
+    packed: bool            # B from a packed panel (else read in place, masked)
+
+
+def choose_tiles(width: int, n_static) -> tuple:
+    """(tile for many rows, tile for few rows) for a vector width and the column count."""
+    if isinstance(n_static, int) and n_static <= width:
+        main = Tile(16, 1, True)
+    else:
+        main = Tile(8, 2, True)
+    return main, Tile(1, NV_DIRECT, False)
+
+
+def _vec(typ, w):
+    return ir.VectorType(typ, w)
+
+
+def _lane_mask(b, w: int, base: int, limit: ir.Value) -> ir.Value:
+    """<w x i1>: lane k is base + k < limit."""
+    lanes = ir.Constant(_vec(h.I64, w), [h.i64(base + k) for k in range(w)])
+    return b.icmp_signed("<", lanes, h.splat(b, limit, w))
+
+
+def microkernel(module: ir.Module, ftype: ir.Type, width: int, tile: Tile) -> ir.Function:
+    """void ukr(ptr a, i64 a_rs, i64 a_ks, ptr bp, i64 b_ks, ptr c, i64 c_rs, i64 kc,
+                i64 rows, i64 cols, i1 accumulate)
+
+    C[r, j] (+)= sum_k A[r*a_rs + k*a_ks] * B[k*b_ks + j] for r < rows, j < cols (<= NR)."""
+    suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
+    name = f"graphc.ukr.{suffix}.{tile.mr}x{tile.nv}x{width}.{'p' if tile.packed else 'd'}"
+    found = module.globals.get(name)
+    if found is not None:
+        return found
+    esize = 4 if suffix == "f32" else 8
+    vt = _vec(ftype, width)
+    fnty = ir.FunctionType(ir.VoidType(), [h.PTR, h.I64, h.I64, h.PTR, h.I64, h.PTR, h.I64,
+                                           h.I64, h.I64, h.I64, h.I1])
+    fn = ir.Function(module, fnty, name=name)
+    fn.linkage = "internal"
+    a, a_rs, a_ks, bp, b_ks, c, c_rs, kc, rows, cols, accumulate = fn.args
+    for p in (a, bp, c):
+        p.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    mr, nv = tile.mr, tile.nv
+    last = b.sub(rows, h.i64(1))
+    row_ptrs = []
+    for r in range(mr):
+        rr = h.i64(r) if r == 0 else b.select(b.icmp_signed("<", h.i64(r), rows), h.i64(r), last)
+        row_ptrs.append(b.gep(a, [b.mul(rr, a_rs)], inbounds=True, source_etype=ftype))
+    masks = [_lane_mask(b, width, v * width, cols) for v in range(nv)]
+    zero = h.const_like(vt, 0.0)
+    fma = h.declare(module, f"llvm.fma.{h.type_suffix(vt)}", vt, [vt, vt, vt])
+
+    pre = b.block
+    loop = fn.append_basic_block("k")
+    done = fn.append_basic_block("k.done")
+    b.cbranch(b.icmp_signed(">", kc, h.i64(0)), loop, done)
+    b.position_at_end(loop)
+    k = b.phi(h.I64, name="k")
+    k.add_incoming(h.i64(0), pre)
+    accs = []
+    for r in range(mr):
+        row = []
+        for v in range(nv):
+            phi = b.phi(vt, name=f"acc{r}.{v}")
+            phi.add_incoming(zero, pre)
+            row.append(phi)
+        accs.append(row)
+    b_row = b.gep(bp, [b.mul(k, b_ks)], inbounds=True, source_etype=ftype)
+    bvecs = []
+    for v in range(nv):
+        p = b.gep(b_row, [h.i64(v * width)], inbounds=True, source_etype=ftype)
+        if tile.packed:
+            bvecs.append(b.load(p, typ=vt, align=64 if esize * width >= 64 else esize * width))
+        else:
+            bvecs.append(masked_load(b, p, vt, masks[v], esize))
+    a_off = b.mul(k, a_ks)
+    new = []
+    for r in range(mr):
+        s = b.load(b.gep(row_ptrs[r], [a_off], inbounds=True, source_etype=ftype), typ=ftype,
+                   align=esize)
+        sv = h.splat(b, s, width)
+        new.append([b.call(fma, [sv, bvecs[v], accs[r][v]]) for v in range(nv)])
+    k_next = b.add(k, h.i64(1), flags=h.NSW)
+    k.add_incoming(k_next, b.block)
+    for r in range(mr):
+        for v in range(nv):
+            accs[r][v].add_incoming(new[r][v], b.block)
+    b.cbranch(b.icmp_signed("<", k_next, kc), loop, done)
+
+    b.position_at_end(done)
+    finals = []
+    for r in range(mr):
+        row = []
+        for v in range(nv):
+            phi = b.phi(vt, name=f"sum{r}.{v}")
+            phi.add_incoming(zero, pre)
+            phi.add_incoming(new[r][v], loop)
+            row.append(phi)
+        finals.append(row)
+    for r in range(mr):
+        if r > 0:
+            store_row = fn.append_basic_block(f"store{r}")
+            after = fn.append_basic_block(f"after{r}")
+            b.cbranch(b.icmp_signed("<", h.i64(r), rows), store_row, after)
+            b.position_at_end(store_row)
+        c_row = b.gep(c, [b.mul(h.i64(r), c_rs)], inbounds=True, source_etype=ftype)
+        for v in range(nv):
+            p = b.gep(c_row, [h.i64(v * width)], inbounds=True, source_etype=ftype)
+            old = masked_load(b, p, vt, masks[v], esize)
+            val = b.select(accumulate, b.fadd(old, finals[r][v]), finals[r][v])
+            masked_store(b, val, p, masks[v], esize)
+        if r > 0:
+            b.branch(after)
+            b.position_at_end(after)
+    b.ret_void()
+    return fn
+
+
+class _Ctx:
+    """Named slots of the worker context (an i64 array; pointers stored as integers)."""
+    A, B, C, P, M, N, K, N_COL_BLOCKS, N_ROW_BLOCKS, ROW_BLOCK, N_ITEMS, COUNTER = range(12)
+
+
+def _ctx_get(b, ctx, slot, typ=h.I64):
+    v = b.load(b.gep(ctx, [h.i64(slot)], inbounds=True, source_etype=h.I64), typ=h.I64, align=8)
+    return b.inttoptr(v, h.PTR) if typ is h.PTR else v
+
+
+def _ceil_div(b, x, y):
+    return b.sdiv(b.add(x, b.sub(y, h.i64(1))), y)
+
+
+def _min(b, x, y):
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _max(b, x, y):
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile, ta: bool,
+           tb: bool) -> ir.Function:
+    """void worker(ptr ctx): take items until none is left; compute each item's C block."""
+    suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
+    name = (f"graphc.gemm.{suffix}.{tile.mr}x{tile.nv}x{width}.{'p' if tile.packed else 'd'}"
+            f".{int(ta)}{int(tb)}")
+    found = module.globals.get(name)
+    if found is not None:
+        return found
+    ukr = microkernel(module, ftype, width, tile)
+    esize = 4 if suffix == "f32" else 8
+    nr = tile.nv * width
+    fn = ir.Function(module, threads.worker_type(), name=name)
+    fn.linkage = "internal"
+    (ctx,) = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    pack = None
+    if tile.packed:
+        pack = b.alloca(ir.ArrayType(ftype, KC * nr * PANELS_PER_BLOCK), name="bpack")
+        pack.align = 64
+        pack.type = h.PTR                      # opaque: geps give element pointers
+    a_ptr, b_ptr, c_ptr = (_ctx_get(b, ctx, s, h.PTR) for s in (_Ctx.A, _Ctx.B, _Ctx.C))
+    m, n, k_dim = (_ctx_get(b, ctx, s) for s in (_Ctx.M, _Ctx.N, _Ctx.K))
+    n_cb, n_rb = _ctx_get(b, ctx, _Ctx.N_COL_BLOCKS), _ctx_get(b, ctx, _Ctx.N_ROW_BLOCKS)
+    row_block, n_items = _ctx_get(b, ctx, _Ctx.ROW_BLOCK), _ctx_get(b, ctx, _Ctx.N_ITEMS)
+    counter = b.gep(ctx, [h.i64(_Ctx.COUNTER)], inbounds=True, source_etype=h.I64)
+    panels = _ceil_div(b, n, h.i64(nr))
+    n_kb = _max(b, _ceil_div(b, k_dim, h.i64(KC)), h.i64(1))
+
+    head = fn.append_basic_block("item")
+    body = fn.append_basic_block("item.body")
+    exit_ = fn.append_basic_block("exit")
+    b.branch(head)
+    b.position_at_end(head)
+    item = threads.next_item(b, counter)
+    b.cbranch(b.icmp_signed("<", item, n_items), body, exit_)
+    b.position_at_end(body)
+    # item -> (batch, column block, row block), row block fastest
+    rb = b.srem(item, n_rb)
+    rest = b.sdiv(item, n_rb)
+    cb = b.srem(rest, n_cb)
+    p = b.sdiv(rest, n_cb)
+    p0 = b.sdiv(b.mul(cb, panels), n_cb)
+    p1 = b.sdiv(b.mul(b.add(cb, h.i64(1)), panels), n_cb)
+    i0 = b.mul(rb, row_block)
+    i1 = _min(b, m, b.add(i0, row_block))
+    a_base = b.gep(a_ptr, [b.mul(p, b.mul(m, k_dim))], inbounds=True, source_etype=ftype)
+    b_base = b.gep(b_ptr, [b.mul(p, b.mul(k_dim, n))], inbounds=True, source_etype=ftype)
+    c_base = b.gep(c_ptr, [b.mul(p, b.mul(m, n))], inbounds=True, source_etype=ftype)
+    a_rs, a_ks = (h.i64(1), m) if ta else (k_dim, h.i64(1))
+
+    with h.counted_loop(b, n_kb, name="kb") as kbi:
+        k0 = b.mul(kbi, h.i64(KC))
+        kc = _max(b, _min(b, h.i64(KC), b.sub(k_dim, k0)), h.i64(0))
+        accumulate = b.icmp_signed(">", kbi, h.i64(0))
+        if tile.packed:
+            _emit_pack(b, module, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, tb)
+        with h.counted_loop(b, p1, start=p0, name="jp") as jp:
+            j = b.mul(jp, h.i64(nr))
+            cols = _min(b, h.i64(nr), b.sub(n, j))
+            if tile.packed:
+                bp = b.gep(pack, [b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))], inbounds=True,
+                           source_etype=ftype)
+                b_ks = h.i64(nr)
+            else:
+                bp = b.gep(b_base, [b.add(b.mul(k0, n), j)], inbounds=True, source_etype=ftype)
+                b_ks = n
+            with h.counted_loop(b, i1, start=i0, step=tile.mr, name="ir") as i:
+                rows = _min(b, h.i64(tile.mr), b.sub(i1, i))
+                a_off = b.add(b.mul(i, a_rs), b.mul(k0, a_ks))
+                a_at = b.gep(a_base, [a_off], inbounds=True, source_etype=ftype)
+                c_at = b.gep(c_base, [b.add(b.mul(i, n), j)], inbounds=True, source_etype=ftype)
+                b.call(ukr, [a_at, a_rs, a_ks, bp, b_ks, c_at, n, kc, rows, cols, accumulate])
+    b.branch(head)
+    b.position_at_end(exit_)
+    b.ret_void()
+    del esize
+    return fn
+
+
+def _emit_pack(b, module, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, tb):
+    """Copy B[k0:k0+kc, panels p0..p1) into `pack`: panel-major, kc rows of NR values."""
+    nr = tile.nv * width
+    esize = 4 if isinstance(ftype, ir.FloatType) else 8
+    vt = _vec(ftype, width)
+    with h.counted_loop(b, p1, start=p0, name="pp") as jp:
+        j = b.mul(jp, h.i64(nr))
+        dst_panel = b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))
+        if not tb:
+            masks = [_lane_mask(b, width, v * width, b.sub(n, j)) for v in range(tile.nv)]
+            with h.counted_loop(b, kc, name="pk") as k:
+                src = b.add(b.mul(b.add(k0, k), n), j)
+                dst = b.add(dst_panel, b.mul(k, h.i64(nr)))
+                for v in range(tile.nv):
+                    sp = b.gep(b_base, [b.add(src, h.i64(v * width))], inbounds=True,
+                               source_etype=ftype)
+                    val = masked_load(b, sp, vt, masks[v], esize)
+                    dp = b.gep(pack, [b.add(dst, h.i64(v * width))], inbounds=True,
+                               source_etype=ftype)
+                    b.store(val, dp, align=min(64, esize * width))
+        else:
+            # B is stored N x K: column j of op(B) is a contiguous run of K values
+            with h.counted_loop(b, h.i64(nr), name="pc") as cc:
+                col = b.add(j, cc)
+                inside = b.icmp_signed("<", col, n)
+                safe = b.select(inside, col, h.i64(0))
+                with h.counted_loop(b, kc, name="pk") as k:
+                    sp = b.gep(b_base, [b.add(b.mul(safe, k_dim), b.add(k0, k))], inbounds=True,
+                               source_etype=ftype)
+                    val = b.load(sp, typ=ftype, align=esize)
+                    val = b.select(inside, val, h.const_like(ftype, 0.0))
+                    dp = b.gep(pack, [b.add(dst_panel, b.add(b.mul(k, h.i64(nr)), cc))],
+                               inbounds=True, source_etype=ftype)
+                    b.store(val, dp, align=esize)
+
+
+def emit_gemm(kb, a, bm, c, ta: bool, tb: bool) -> None:
+    """Emit the call of the gemm workers for one matmul node into kernel `kb`."""
+    b = kb.b
+    module = kb.module
+    ftype = h.register_type(c.dtype)
+    width = kb.target.vector_width(c.dtype.itemsize)
+    batch = h.product(b, kb.extents(c.shape[:-2]))
+    m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
+    k_dim = kb.dim(a.shape[-2] if ta else a.shape[-1])
+    main, small = choose_tiles(width, c.shape[-1])
+    ctx = kb.local(ir.ArrayType(h.I64, CTX_WORDS), "gemm.ctx")
+    ctx.type = h.PTR                           # opaque: geps give element pointers
+
+    def put(slot, value):
+        if value.type == h.PTR:
+            value = b.ptrtoint(value, h.I64)
+        b.store(value, b.gep(ctx, [h.i64(slot)], inbounds=True, source_etype=h.I64), align=8)
+
+    put(_Ctx.A, a.ptr)
+    put(_Ctx.B, bm.ptr)
+    put(_Ctx.C, c.ptr)
+    put(_Ctx.P, batch)
+    put(_Ctx.M, m)
+    put(_Ctx.N, n)
+    put(_Ctx.K, k_dim)
+    counter = b.gep(ctx, [h.i64(_Ctx.COUNTER)], inbounds=True, source_etype=h.I64)
+    # ~ single-thread nanoseconds: 2*M*N*K flops at ~200 per ns, plus streaming B once
+    flops = b.mul(b.mul(batch, m), b.mul(n, k_dim))
+    work_ns = b.add(b.sdiv(flops, h.i64(100)), b.sdiv(b.mul(b.mul(batch, n), k_dim),
+                                                         h.i64(16)))
+    nonempty = b.and_(b.icmp_signed(">", b.mul(batch, m), h.i64(0)),
+                      b.icmp_signed(">", n, h.i64(0)))
+    with b.if_then(nonempty):
+        use_small = b.icmp_signed("<", m, h.i64(SMALL_M)) if not tb else ir.Constant(h.I1, 0)
+        with b.if_else(use_small) as (few, many):
+            with few:
+                _launch(b, kb, module, ftype, width, small, ta, tb, ctx, put, counter, batch,
+                        m, n, work_ns)
+            with many:
+                _launch(b, kb, module, ftype, width, main, ta, tb, ctx, put, counter, batch,
+                        m, n, work_ns)
+
+
+def _launch(b, kb, module, ftype, width, tile, ta, tb, ctx, put, counter, batch, m, n,
+            work_ns):
+    nr = tile.nv * width
+    panels = _ceil_div(b, n, h.i64(nr))
+    n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK))
+    n_rb = _ceil_div(b, m, h.i64(MC))
+    # enough items for every thread to have two (dynamic balance), rows permitting
+    want = _ceil_div(b, h.i64(4), b.mul(batch, n_cb))
+    n_rb = _max(b, n_rb, _min(b, want, _ceil_div(b, m, h.i64(2 * tile.mr))))
+    row_block = b.mul(_ceil_div(b, _ceil_div(b, m, n_rb), h.i64(tile.mr)), h.i64(tile.mr))
+    n_rb = _ceil_div(b, m, row_block)
+    n_items = b.mul(b.mul(batch, n_cb), n_rb)
+    put(_Ctx.N_COL_BLOCKS, n_cb)
+    put(_Ctx.N_ROW_BLOCKS, n_rb)
+    put(_Ctx.ROW_BLOCK, row_block)
+    put(_Ctx.N_ITEMS, n_items)
+    fn = worker(module, ftype, width, tile, ta, tb)
+    threads.emit_parallel(b, fn, ctx, n_items, work_ns, counter)
