@@ -88,6 +88,16 @@ def fit_model(model, x, y, epochs, batch_size, validation_data, shuffle, seed, v
             raise DataError("fit: validation_data must be a pair (x_val, y_val)")
         _metric_fns(model, metrics)               # refuse a bad metric before training
     iterator = BatchIterator(batch_size, shuffle=shuffle, seed=seed)
+    was_training = model.training
+    model.training = True                         # fit trains in train mode, then restores
+    try:
+        return _epochs(model, x, y, iterator, epochs, validation_data, verbose, metrics,
+                       scheduler)
+    finally:
+        model.training = was_training
+
+
+def _epochs(model, x, y, iterator, epochs, validation_data, verbose, metrics, scheduler):
     history: dict = {"loss": [], "time": [], "lr": []}
     for epoch in range(1, epochs + 1):
         lr = model.optimizer.lr

@@ -200,21 +200,24 @@ class Model:
     def _y_type(self, y: np.ndarray) -> TensorType:
         return self.loss.target_type(y, self._pred_type)
 
+    @staticmethod
+    def _label_form(y: np.ndarray) -> tuple:
+        """The cache key part that decides the label input's type (cheap: runs per step)."""
+        return (y.dtype.char, y.shape[1:])
+
     def _train_entry(self, y) -> _Entry:
-        y_type = self._y_type(y)
-        return self._entry(("train_step", self.training, str(y_type)),
+        return self._entry(("train_step", self.training, self._label_form(y)),
                            lambda: graphs.trace_train_step(self.net, self.loss, self.optimizer,
-                                                           self._x_type, y_type, self.training))
+                                                           self._x_type, self._y_type(y),
+                                                           self.training))
 
     def _grads_entry(self, y) -> _Entry:
-        y_type = self._y_type(y)
-
         def trace():
-            graph, layout = graphs.trace_grads(self.net, self.loss, self._x_type, y_type,
-                                               self.training)
+            graph, layout = graphs.trace_grads(self.net, self.loss, self._x_type,
+                                               self._y_type(y), self.training)
             self._layout = layout
             return graph
-        return self._entry(("grads", self.training, str(y_type)), trace)
+        return self._entry(("grads", self.training, self._label_form(y)), trace)
 
     def _apply_entry(self) -> _Entry:
         if self._layout is None:
@@ -227,9 +230,8 @@ class Model:
                            lambda: graphs.trace_predict(self.net, self._x_type, self.training))
 
     def _evaluate_entry(self, y) -> _Entry:
-        y_type = self._y_type(y)
-        return self._entry(("evaluate", str(y_type)), lambda: graphs.trace_evaluate(
-            self.net, self.loss, self._x_type, y_type))
+        return self._entry(("evaluate", self._label_form(y)), lambda: graphs.trace_evaluate(
+            self.net, self.loss, self._x_type, self._y_type(y)))
 
     # -- checks at the Python boundary -----------------------------------------------------------
     def _prepare_x(self, x) -> np.ndarray:
@@ -312,7 +314,8 @@ class Model:
             shuffle: bool = True, seed=None, verbose: int = 1, metrics=None,
             scheduler=None) -> dict:
         """Train for `epochs` passes over (x, y); returns the history dict (per epoch: "loss",
-        "time", "lr" and "val_loss"/"val_<metric>" with validation_data). verbose: 0 silent,
+        "time", "lr" and "val_loss"/"val_<metric>" with validation_data), in train mode
+        whatever the current mode (restored afterwards). verbose: 0 silent,
         1 a tqdm progress bar when tqdm is installed (else a line per epoch), 2 a line per
         epoch. `scheduler.step()` runs after every epoch."""
         return fit_model(self, x, y, epochs, batch_size, validation_data, shuffle, seed,

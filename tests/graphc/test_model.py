@@ -289,6 +289,10 @@ def test_train_and_eval_modes_switch_dropout(rng):
     np.testing.assert_allclose(model.predict(x), train_pred)   # same step counter, same mask
     res = model.evaluate(x, np.zeros(64, np.int64))            # always eval mode
     assert model.training and np.isfinite(res["loss"])
+    model.eval()
+    model.fit(x, np.zeros(64, np.int64), epochs=1, batch_size=64, verbose=0)
+    assert not model.training                                  # fit trained, then restored
+    assert [k[:2] for k in model._entries if k[0] == "train_step"] == [("train_step", True)]
 
 
 # -- checkpoints -------------------------------------------------------------------------------

@@ -228,4 +228,4 @@ def test_changing_the_learning_rate_never_recompiles(rng):
     assert model.compilations == compiled
     assert COMPILE_CACHE.misses == misses
     assert [k for k in model._entries if k[0] == "train_step"] == train_steps == \
-        [("train_step", True, "f32[N,2]")]
+        [("train_step", True, ("f", (2,)))]
