@@ -102,8 +102,12 @@ def _input(graph: Graph, name: str, type_: TensorType) -> Tensor:
     return wrap(graph.add_input(name, type_, "input"), graph)
 
 
-def _trainable(graph: Graph) -> dict:
-    return {v.name: wrap(v, graph) for v in graph.inputs if v.role == "param"}
+def _trainable(graph: Graph, net: Module) -> dict:
+    """{name: Tensor} of the graph's trainable params in the net's order (`net.params`):
+    the order of the flat gradient buffer, whatever order the forward pass used them in."""
+    found = {v.name: wrap(v, graph) for v in graph.inputs if v.role == "param"}
+    order = [n for n in net.params if n in found] + [n for n in found if n not in net.params]
+    return {n: found[n] for n in order}
 
 
 def _add_updates(graph: Graph, updates) -> None:
@@ -142,7 +146,7 @@ def trace_train_step(net: Module, loss, optimizer, x_type: TensorType, y_type: T
         scale = _input(g, "loss_scale", SCALAR_F32)
         with step_counter(step):
             value = loss(net(x), y)
-        params = _trainable(g)
+        params = _trainable(g, net)
         grads = grad(value, list(params.values()), seed=scale)
         updates = optimizer.build_update(params, dict(zip(params, grads)), lr, step)
     g.add_output(value.value, "loss")
@@ -159,7 +163,7 @@ def trace_grads(net: Module, loss, x_type: TensorType, y_type: TensorType,
         scale, step = _input(g, "loss_scale", SCALAR_F32), _input(g, "step", SCALAR_I64)
         with step_counter(step):
             value = loss(net(x), y)
-        params = _trainable(g)
+        params = _trainable(g, net)
         grads = grad(value, list(params.values()), seed=scale)
         flat = F.concat([F.reshape(t, (-1,)) for t in grads]) if grads else None
     g.add_output(value.value, "loss")

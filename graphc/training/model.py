@@ -149,6 +149,7 @@ class Model:
         specs = [Value(name, TensorType(arr.shape, _dt.dtype(arr.dtype)), role="param")
                  for name, arr in values.items()]
         self._store = ParamStore(specs, values)
+        self._layout = graphs.GradLayout.of({n: a.shape for n, a in params.items()})
         self.net.bind_values(self._store.views)
         self.optimizer.bind_state(self._store.views)
         self._entries[("predict", False)] = self._compile(graph)
@@ -215,13 +216,13 @@ class Model:
         def trace():
             graph, layout = graphs.trace_grads(self.net, self.loss, self._x_type,
                                                self._y_type(y), self.training)
-            self._layout = layout
+            if layout != self._layout:
+                raise TrainingError(f"the grads graph's parameters {layout.names} differ from "
+                                    f"the model's {self._layout.names}")
             return graph
         return self._entry(("grads", self.training, self._label_form(y)), trace)
 
     def _apply_entry(self) -> _Entry:
-        if self._layout is None:
-            self._layout = graphs.GradLayout.of({n: a.shape for n, a in self.net.params.items()})
         return self._entry(("apply",), lambda: graphs.trace_apply(
             self.optimizer, self.net.params, self._layout))
 
@@ -375,8 +376,6 @@ class Model:
     def grad_layout(self) -> graphs.GradLayout:
         """(name, offset, shape) of each gradient in the flat buffer of `backward`."""
         self._require_built("grad_layout")
-        if self._layout is None:
-            self._layout = graphs.GradLayout.of({n: a.shape for n, a in self.net.params.items()})
         return self._layout
 
     # -- parameters and checkpoints ------------------------------------------------------------------

@@ -219,6 +219,35 @@ def test_three_call_style_equals_the_fused_step(rng):
     assert split.step_count == 5
 
 
+def test_flat_gradient_order_is_the_nets_not_the_call_order(rng):
+    """A module whose children are registered in another order than they run: the grads and
+    apply entry points still agree (the layout follows net.params)."""
+    class Swapped(gc.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = Dense(CLASSES)
+            self.body = Dense(4)
+
+        def forward(self, x):
+            return self.head(gc.relu(self.body(x)))
+
+    fused = gc.Model(Swapped().set_seed(1), SoftmaxCrossEntropy(), optim.SGD(lr=0.1))
+    split = gc.Model(Swapped().set_seed(1), SoftmaxCrossEntropy(), optim.SGD(lr=0.1))
+    split.build((FEATURES,))
+    split.apply_grads({k: np.zeros_like(v) for k, v in split.params.items()})   # apply first
+    assert split.grad_layout.names == ["swapped.head.w", "swapped.head.b", "swapped.body.w",
+                                       "swapped.body.b"]
+    x = rng.normal(size=(6, FEATURES)).astype(np.float32)
+    y = rng.integers(0, CLASSES, 6)
+    fused.build((FEATURES,))
+    fused.step_count = 1
+    fused.train_step(x, y)
+    _, grads = split.backward(split.forward(x), y)
+    split.apply_grads(grads)
+    for k in fused.params:
+        np.testing.assert_allclose(split.params[k], fused.params[k], rtol=1e-6, atol=1e-7)
+
+
 # -- shared buffers, predict, evaluate ---------------------------------------------------------
 def test_predict_any_batch_size_and_sees_train_step_updates(rng, batch):
     x, y = batch
