@@ -59,8 +59,9 @@ class JitModule:
             self._check_symbols(mod)
             self.engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(opt_level))
             self.engine.finalize_object()
-            threads.set_module_threads(self.engine.get_global_value_address(
+            self.threads_address = (self.engine.get_global_value_address(
                 threads.NUM_THREADS_GLOBAL) if threads.NUM_THREADS_GLOBAL in ir_text else 0)
+            threads.set_module_threads(self.threads_address)
             t3 = time.perf_counter()
         self.timings.update(parse=t1 - t0, optimise=t2 - t1, codegen=t3 - t2)
         self._asm = None

@@ -83,6 +83,14 @@ def set_module_threads(address: int, count: int = None) -> None:
         ctypes.c_int32.from_address(address).value = count or num_threads()
 
 
+def set_threads(executable, count=None) -> None:
+    """Set the threads of one compiled module (an Executable, CompiledGraph or JitModule);
+    None: back to `num_threads()`."""
+    jit = getattr(executable, "compiled", executable)
+    jit = getattr(jit, "jit", jit)
+    set_module_threads(getattr(jit, "threads_address", 0), count)
+
+
 # -- IR side -------------------------------------------------------------------------------------
 def threads_global(module: ir.Module) -> ir.GlobalVariable:
     """The module's thread count (i32, set by the runtime after loading; 1 until then)."""

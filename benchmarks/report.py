@@ -1,0 +1,205 @@
+"""Tables, target checks and the issue-6 section of benchmarks/RESULTS.md."""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+
+BEGIN, END = "<!-- BEGIN issue-6 benchmarks -->", "<!-- END issue-6 benchmarks -->"
+
+
+def _version(name):
+    try:
+        mod = __import__(name)
+        return getattr(mod, "__version__", "?")
+    except Exception:
+        return "not installed"
+
+
+def environment(busy: float) -> dict:
+    import llvmlite
+    import numpy as np
+    from runtime.target import host_target
+    t = host_target()
+    blas = "unknown"
+    try:
+        from threadpoolctl import threadpool_info
+        for info in threadpool_info():
+            if info.get("user_api") == "blas":
+                blas = (f"{info.get('internal_api')} {info.get('version')} "
+                        f"({info.get('architecture')} kernels)")
+    except ImportError:
+        pass
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{model}, LLVM cpu {t.cpu}, {os.cpu_count()} CPUs, vector width "
+                   f"{t.vector_width(4)} x f32",
+        "python": platform.python_version(),
+        "versions": {"numpy": np.__version__, "llvmlite": llvmlite.__version__,
+                     "torch": _version("torch"), "jax": _version("jax"),
+                     "onnxruntime": _version("onnxruntime")},
+        "blas": blas,
+        "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                         if k in os.environ},
+        "busy": busy,
+        "threads": os.environ.get("GRAPHC_NUM_THREADS"),
+    }
+
+
+def environment_text(env: dict) -> str:
+    v = ", ".join(f"{k} {x}" for k, x in env["versions"].items())
+    return (f"date: {env['date']}\nmachine: {env['machine']}\npython {env['python']}; {v}\n"
+            f"numpy BLAS: {env['blas']}"
+            + (f" (env {env['openblas_env']})" if env["openblas_env"] else "")
+            + f"\nthreads: {env['threads']} everywhere; other processes used "
+              f"{env['busy']:.0%} of the CPUs just before the run\n")
+
+
+def _time(s):
+    return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} us"
+
+
+def _rows(title, row, unit="time", base="graphc"):
+    lines = [f"\n### {title}\n", "| peer | median | peer / graphc |", "|---|---|---|"]
+    g = row.get(base)
+    for peer, value in row.items():
+        if unit == "time":
+            ratio = f"{value / g:.2f}x" if g else "-"
+            lines.append(f"| {peer} | {_time(value)} | {ratio} |")
+        else:
+            ratio = f"{g / value:.2f}x" if g else "-"
+            lines.append(f"| {peer} | {value:.1f} {unit} | {ratio} |")
+    return "\n".join(lines)
+
+
+def table_w1(res):
+    return _rows("W1: MLP 784-400-100-10 training step, batch 128, Adam", res[0])
+
+
+def table_w3(res):
+    return _rows("W3: LeNet-5 training step, batch 64, Adam", res[0])
+
+
+def table_w2(res):
+    return "\n".join(_rows(f"W2: MLP inference, batch {b}", row) for b, row in res.items())
+
+
+def table_w4(res, peak):
+    lines = ["\n### W4: square sgemm (GFLOP/s; fraction of the measured FMA peak)\n",
+             "| size | threads | graphc | % of peak | numpy | PyTorch | JAX jit |",
+             "|---|---|---|---|---|---|---|"]
+    for (s, t), row in res.items():
+        g = row["graphc"]
+        cells = [f"{row[p]:.0f}" if p in row else "-" for p in ("numpy", "PyTorch", "JAX jit")]
+        lines.append(f"| {s} | {t} | {g:.0f} | {g / peak[t]:.0%} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_w5(res):
+    lines = ["\n### W5: definition to first training-step result (fresh process)\n",
+             "| workload | graphc cold | graphc warm cache | JAX jit |", "|---|---|---|---|"]
+    for name, row in res.items():
+        cells = [f"{row[k]:.3f} s" if k in row else "-"
+                 for k in ("graphc cold", "graphc warm cache", "JAX jit")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _peer(row, prefix):
+    for k, v in row.items():
+        if k.startswith(prefix):
+            return v
+    return None
+
+
+def targets(results) -> str:
+    lines = ["\n### Targets (issue 6)\n", "| target | measured | met |", "|---|---|---|"]
+
+    def add(name, measured, ok):
+        lines.append(f"| {name} | {measured} | {'yes' if ok else 'NO'} |")
+
+    if "W1" in results:
+        row = results["W1"][0]
+        g = row["graphc"]
+        jx, pt = _peer(row, "JAX"), _peer(row, "PyTorch")
+        if jx:
+            add("W1 >= 1.7x faster than JAX jit", f"{jx / g:.2f}x", jx / g >= 1.7)
+        if pt:
+            add("W1 >= 2.5x faster than PyTorch eager", f"{pt / g:.2f}x", pt / g >= 2.5)
+    if "W3" in results:
+        row = results["W3"][0]
+        pt = _peer(row, "PyTorch")
+        if pt:
+            r = pt / row["graphc"]
+            add("W3 >= 3x faster than PyTorch eager", f"{r:.2f}x", r >= 3)
+    if "W2" in results:
+        for batch, need in ((1, 2.0), (128, 1.0)):
+            row = results["W2"].get(batch, {})
+            if "onnxruntime" in row:
+                r = row["onnxruntime"] / row["graphc"]
+                add(f"W2 batch {batch} >= {need:g}x onnxruntime", f"{r:.2f}x", r >= need)
+    if "W4" in results:
+        peak = results["peak"]
+        for (s, t), row in results["W4"].items():
+            if t == 1 and s >= 256:
+                frac = row["graphc"] / peak[1]
+                add(f"W4 {s} 1 thread >= 85% of peak", f"{frac:.0%}", frac >= 0.85)
+            if t == 2:
+                best = max((v for k, v in row.items() if k != "graphc"), default=0)
+                add(f"W4 {s} 2 threads >= fastest peer", f"{row['graphc']:.0f} vs {best:.0f}",
+                    row["graphc"] >= best)
+    if "W5" in results:
+        row = results["W5"].get("W1 MLP", {})
+        if "JAX jit" in row:
+            add("W5 W1 cold compile <= JAX first result",
+                f"{row['graphc cold']:.2f} s vs {row['JAX jit']:.2f} s",
+                row["graphc cold"] <= row["JAX jit"])
+        if "graphc warm cache" in row:
+            add("W5 W1 warm cache < 0.15 s", f"{row['graphc warm cache']:.3f} s",
+                row["graphc warm cache"] < 0.15)
+    return "\n".join(lines)
+
+
+def write_results(env, results, target_text, command) -> str:
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+    parts = [BEGIN, "## Issue 6: native code against the peers", "",
+             f"Command: `{command}` (from the repository root)", "", "```",
+             environment_text(env).rstrip(), "```"]
+    peak = results["peak"]
+    parts.append(f"\nFP32 FMA peak measured on this machine: {peak[1]:.0f} GFLOP/s on one "
+                 f"thread, {peak[2]:.0f} on two.")
+    if "W1" in results:
+        parts.append(table_w1(results["W1"]))
+    if "W2" in results:
+        parts.append(table_w2(results["W2"]))
+    if "W3" in results:
+        parts.append(table_w3(results["W3"]))
+    if "W4" in results:
+        parts.append(table_w4(results["W4"], peak))
+    if "W5" in results:
+        parts.append(table_w5(results["W5"]))
+    parts.append(target_text)
+    parts.append(END)
+    section = "\n".join(parts) + "\n"
+    old = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        new = head + section.rstrip("\n") + tail
+    else:
+        new = (old.rstrip("\n") + "\n\n" if old else "# graphc benchmark results\n\n") + section
+    with open(path, "w") as f:
+        f.write(new)
+    return path
