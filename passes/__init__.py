@@ -20,3 +20,7 @@ from .instruments import (Diff, DumpDir, PrintIR, ReferenceCheck, Statistics, Ti
 from .shape_infer import infer_shapes
 from .dce import eliminate_dead_code, live_nodes
 from . import autodiff  # noqa: E402,F401  (registers the `autodiff` pass)
+from .constant_fold import fold_constants  # noqa: E402
+from .simplify import simplify  # noqa: E402
+from .cse import eliminate_common_subexpressions  # noqa: E402
+from .fuse import analyse_fusion, fuse  # noqa: E402
