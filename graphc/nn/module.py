@@ -127,16 +127,18 @@ class Module:
         own = self.name or default_name(self)
         return own if self._parent is None else f"{self._parent.path}.{own}"
 
-    def _root(self) -> "Module":
+    def _init_rng(self):
+        """The Generator of the nearest seeded module (self or an ancestor), or None."""
         m = self
-        while m._parent is not None:
+        while m is not None and m._rng is None:
             m = m._parent
-        return m
+        return None if m is None else m._rng
 
     def set_seed(self, seed) -> "Module":
-        """Draw every parameter initialised from now on from one Generator seeded with
-        `seed` (an int or a Generator); without it initializers use numpy's global RNG."""
-        self._root()._rng = _init.make_rng(seed)
+        """Draw every parameter of this subtree initialised from now on from one Generator
+        seeded with `seed` (an int or a Generator); without one, initializers use numpy's
+        global RNG (tinynn's habit: np.random.seed makes runs reproducible)."""
+        self._rng = _init.make_rng(seed)
         return self
 
     # -- mode ----------------------------------------------------------------------------------
@@ -179,7 +181,7 @@ class Module:
                 raise ShapeError(f"{self.path}: the value given for {name!r} has shape "
                                  f"{init.shape}, expected {shape}", user_frame_loc())
             return np.array(init, dtype=np_dtype)
-        return np.asarray(_init.get(init)(shape, rng=self._root()._rng), dtype=np_dtype)
+        return np.asarray(_init.get(init)(shape, rng=self._init_rng()), dtype=np_dtype)
 
     def _trace_value(self, name: str) -> Tensor:
         full = f"{self.path}.{name}"

@@ -378,7 +378,7 @@ class Model:
         self._require_built("grad_layout")
         return self._layout
 
-    # -- parameters and checkpoints ------------------------------------------------------------------
+    # -- parameters and checkpoints ----------------------------------------------------------------
     @property
     def params(self) -> dict:
         """Live views of the trainable parameters by name."""

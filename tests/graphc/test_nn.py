@@ -186,6 +186,18 @@ def test_seeded_nets_are_reproducible(x):
         np.testing.assert_array_equal(a.params[k], b.params[k])
     assert not np.array_equal(a.params["net.dense1.w"], c.params["net.dense1.w"])
 
+    class Outer(Module):        # a seeded Net keeps its seed when nested in another module
+        def __init__(self):
+            super().__init__()
+            self.net = Net([Dense(5), Dense(2)], seed=7)
+
+        def forward(self, x):
+            return self.net(x)
+
+    outer = Outer()
+    run_layer(outer, x)
+    np.testing.assert_array_equal(outer.params["outer.net.dense1.w"], a.params["net.dense1.w"])
+
 
 def test_custom_module_with_children_and_weight_sharing(x):
     class Twice(Module):
