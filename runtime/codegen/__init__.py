@@ -6,6 +6,7 @@ The module builder (module_builder.py) is imported by runtime.compile, not here,
 import graph acyclic (the buffer plan reads LOWERINGS).
 """
 from . import conv, elementwise, matmul, movement, pool, random, reduce  # noqa: F401  (register)
+from . import fused  # noqa: F401,E402  (fused groups: after the kernels it composes)
 from .registry import LOWERINGS, Lowering, lowering
 from .scalar import SCALAR_EMITTERS
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import ir
+from ir import TensorType, emit
 from rt_harness import Case, bools, choice, default_gen, inp, ints, normal, uniform
 
 N = "N"
@@ -298,7 +300,40 @@ def pool_cases() -> list:
     return cases
 
 
+def _body(name, types, build):
+    """A fused body graph: inputs of `types`, one result `build(body, *inputs)`."""
+    body = ir.Graph(name)
+    ins = [body.add_input(f"a{k}", TensorType(shape, dt)) for k, (shape, dt) in
+           enumerate(types)]
+    body.add_output(build(body, *ins), "r0")
+    return body
+
+
+def fused_cases() -> list:
+    """One case per kernel family of `fused` (runtime/codegen/fused.py); deeper tests are in
+    test_fused_codegen.py."""
+    ew = _body("ew", [((N, 33), "f32"), ((N, 33), "f32"), ((), "f32")],
+               lambda g, a, b, s: emit(g, "relu", [emit(g, "sub", [emit(g, "mul", [a, b]), emit(
+                   g, "broadcast", [s], {"shape": (N, 33), "dims": ()})])]))
+    mm = _body("mm", [((N, 7), "f32"), ((7, 19), "f32"), ((19,), "f32")],
+               lambda g, a, w, bias: emit(g, "relu", [emit(g, "add", [
+                   emit(g, "matmul", [a, w]),
+                   emit(g, "broadcast", [bias], {"shape": (N, 19), "dims": (1,)})])]))
+    rows = _body("rows", [((N, 19), "f32")],
+                 lambda g, x: emit(g, "sub", [x, emit(g, "broadcast", [
+                     emit(g, "reduce_max", [x], {"axes": (1,), "keepdims": True})],
+                     {"shape": (N, 19), "dims": (0, 1)})]))
+    return [
+        Case("fused.elementwise", "fused", [inp((N, 33)), inp((N, 33)), inp(())],
+             {"kind": "elementwise", "body": ew}),
+        Case("fused.contraction", "fused", [inp((N, 7)), inp((7, 19)), inp((19,))],
+             {"kind": "contraction", "body": mm}, tol="accum"),
+        Case("fused.reduction", "fused", [inp((N, 19))], {"kind": "reduction", "body": rows}),
+    ]
+
+
 FAMILIES = {
+    "fused": fused_cases,
     "elementwise": elementwise_cases,
     "cast": cast_cases,
     "generators": generator_cases,

@@ -1,0 +1,378 @@
+"""Lowering of `fused` nodes: ONE kernel per fused group, by the group's kind.
+
+- elementwise: the body's nodes go to `emit_elementwise_group` as one loop (explicit
+  `<W x T>` vectors when the loop is flat). A broadcast of a scalar is dropped first: its
+  consumers read the scalar itself, which the loop hoists, so the loop stays flat.
+- contraction: the matmul/conv2d kernel with an epilogue (runtime/codegen/epilogue.py) that
+  computes the rest of the body at each finished output value (vectors of lanes along one
+  output axis, masked at edges): bias adds, activations, relu masks. Only the last value is
+  stored; the raw product never reaches memory.
+- reduction: a row-wise kernel following passes/fusion_rules.RowLayout. Per row: one pass
+  over the row's columns for each reduction into that row (softmax: a max pass, a
+  sum-of-exp pass), in program order; row-level values in registers; then one final pass
+  that writes every full-shape result and accumulates column and total reductions. Scalars
+  known before the loop are computed once up front; totals' scalar epilogues (a mean's
+  division) after the loop. Full-shape values are recomputed in each pass that needs them:
+  cheaper than a round trip through memory for elementwise chains.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ir import CompileError
+from ir import dtypes as dt
+from passes.fusion_rules import (COL, CONTRACTION_OPS, FULL, PRE, REDUCE_OPS, ROW, TOTAL,
+                                 row_layout)
+
+from . import helpers as h
+from .conv import emit_conv2d
+from .elementwise import NEEDS_COORDS, emit_elementwise_group
+from .kernel import KernelBuilder
+from .matmul import emit_matmul
+from .registry import lowering
+from .scalar import ElementContext, emit_element, max_nan, min_nan
+
+
+@lowering("fused")
+def lower_fused(kb: KernelBuilder, node) -> None:
+    body = node.attrs["body"]
+    for k, (outer, inner) in enumerate(zip(node.inputs, body.inputs)):
+        if outer.type != inner.type:
+            raise CompileError(f"fused body @{body.name}: operand {k} is {outer.type} but the "
+                               f"body input is {inner.type} (re-run fusion after specialising "
+                               f"shapes)", node.loc)
+    kind = node.attrs["kind"]
+    if kind == "elementwise":
+        emit_fused_elementwise(kb, body)
+    elif kind == "contraction":
+        emit_fused_contraction(kb, body)
+    elif kind == "reduction":
+        emit_fused_rows(kb, body)
+    else:
+        raise CompileError(f"fused kind {kind!r} has no kernel family", node.loc)
+
+
+# -- elementwise ---------------------------------------------------------------------------
+def _drop_scalar_broadcasts(nodes):
+    """Nodes with every broadcast of a rank-0 value removed (uses read the scalar directly),
+    and the map broadcast result -> scalar."""
+    subst, out = {}, []
+    for n in nodes:
+        ins = [subst.get(id(v), v) for v in n.inputs]
+        if n.op == "broadcast" and ins[0].type.rank == 0:
+            subst[id(n.outputs[0])] = ins[0]
+            continue
+        if any(a is not b for a, b in zip(ins, n.inputs)):
+            n = type(n)(n.op, ins, n.attrs, n.outputs, n.loc)
+        out.append(n)
+    return out, subst
+
+
+def loop_lanes(kb: KernelBuilder, values) -> int:
+    widest = max((v.type.dtype.itemsize for v in values), default=4)
+    return kb.target.vector_width(max(widest, 4))
+
+
+def emit_fused_elementwise(kb: KernelBuilder, body) -> None:
+    nodes, subst = _drop_scalar_broadcasts(body.nodes)
+    leaves = dict(zip(body.inputs, kb.inputs))
+    stores = [(subst.get(id(v), v), buf) for v, buf in zip(body.outputs, kb.outputs)]
+    flat = not any(n.op in NEEDS_COORDS for n in nodes)
+    rank = len(body.outputs[0].type.shape)
+    values = [o for n in nodes for o in n.outputs] + list(body.inputs)
+    lanes = loop_lanes(kb, values) if flat and rank > 0 else 1
+    emit_elementwise_group(kb, nodes, leaves, stores, lanes)
+
+
+# -- contraction ---------------------------------------------------------------------------
+def emit_fused_contraction(kb: KernelBuilder, body) -> None:
+    heads = [n for n in body.nodes if n.op in CONTRACTION_OPS]
+    if len(heads) != 1 or len(body.outputs) != 1:
+        raise CompileError(f"fused contraction @{body.name} needs one matmul/conv2d and one "
+                           f"result")
+    head = heads[0]
+    leaves = dict(zip(body.inputs, kb.inputs))
+    for v in head.inputs:
+        if v not in leaves:
+            raise CompileError(f"fused contraction @{body.name}: {head.op} operand %{v.name} "
+                               f"must be a group operand")
+    out_buf = kb.outputs[0]
+    rank = out_buf.rank
+    epilogue_nodes = [n for n in body.nodes if n is not head]
+    producer = {id(o): n for n in epilogue_nodes for o in n.outputs}
+    result = body.outputs[0]
+
+    def kernel_coord(site, axis):
+        if head.op == "matmul":
+            return site.coords[axis - (rank - 2) + 1]
+        return site.coords[axis]
+
+    def lane_axis(site):
+        if head.op == "matmul":
+            return rank - 2 + site.lane_axis - 1
+        return site.lane_axis
+
+    def epilogue(b, value, site):
+        memo = {id(head.outputs[0]): value}
+
+        def splat(x):
+            return h.splat(b, x, site.lanes) if site.lanes > 1 else x
+
+        def load_leaf(v, src_axes_to_out=None):
+            buf = leaves[v]
+            if buf.rank == 0:
+                return splat(kb.load(buf, h.i64(0)))
+            if src_axes_to_out is None:                      # the output's own shape
+                return site.load_lanes(b, buf.ptr, buf.dtype, site.index, site.lane_stride)
+            strides = kb.strides(buf.shape)
+            start, lane_stride = h.i64(0), None
+            for i, out_axis in enumerate(src_axes_to_out):
+                if buf.shape[i] == 1:
+                    continue
+                start = h.add(b, start, h.mul(b, kernel_coord(site, out_axis), strides[i]))
+                if site.lanes > 1 and out_axis == lane_axis(site):
+                    lane_stride = strides[i]
+            if lane_stride is None:
+                return splat(h.load_element(b, buf.ptr, start, buf.dtype, buf.dtype.itemsize))
+            return site.load_lanes(b, buf.ptr, buf.dtype, start, lane_stride)
+
+        def val(v):
+            key = id(v)
+            if key in memo:
+                return memo[key]
+            n = producer.get(key)
+            if n is None:
+                out = load_leaf(v)
+            elif n.op == "broadcast":
+                src = n.inputs[0]
+                out = val(src) if src.type.rank == 0 or src not in leaves \
+                    else load_leaf(src, n.attrs["dims"])
+            else:
+                ec = ElementContext(b, kb, n, site.index, None, site.lanes, site.index)
+                out = emit_element(ec, [val(x) for x in n.inputs])
+            memo[key] = out
+            return out
+
+        return val(result)
+
+    a, w = (leaves[v] for v in head.inputs)
+    if head.op == "matmul":
+        emit_matmul(kb, a, w, out_buf, head.attrs["transpose_a"], head.attrs["transpose_b"],
+                    epilogue=epilogue)
+    else:
+        emit_conv2d(kb, a, w, out_buf, head.attrs, epilogue=epilogue)
+
+
+# -- reduction: the row kernel -------------------------------------------------------------
+def _identity(op: str, dtype):
+    d = dt.dtype(dtype)
+    typ = h.register_type(d)
+    if op == "reduce_sum":
+        return h.const_like(typ, -0.0 if d.is_float else 0)
+    hi = np.inf if d.is_float else np.iinfo(d.np_dtype).max
+    lo = -np.inf if d.is_float else np.iinfo(d.np_dtype).min
+    return h.const_like(typ, lo if op == "reduce_max" else hi)
+
+
+def _combine(b, op: str, acc, v):
+    if op == "reduce_sum":
+        return b.fadd(acc, v) if h.is_float_type(acc.type) else b.add(acc, v)
+    return max_nan(b, acc, v) if op == "reduce_max" else min_nan(b, acc, v)
+
+
+class _RowKernel:
+    def __init__(self, kb: KernelBuilder, body):
+        layout, reason = row_layout(body.nodes, body.inputs, body.outputs)
+        if reason:
+            raise CompileError(f"fused reduction @{body.name}: {reason}")
+        self.kb, self.b, self.body, self.layout = kb, kb.b, body, layout
+        d, k = layout.domain, layout.k
+        self.row_dims, self.col_dims = d[:k], d[k:]
+        self.leaves = dict(zip(body.inputs, kb.inputs))
+        self.producer = {id(o): n for n in body.nodes for o in n.outputs}
+        self.level = layout.level
+        self.pre: dict = {}
+        self.row: dict = {}
+        self.full: dict = {}
+        self.r = self.c = None
+
+    def lvl(self, v):
+        return self.level.get(id(v))
+
+    # values by level ----------------------------------------------------------------------
+    def leaf_at(self, v, index):
+        buf = self.leaves[v]
+        return self.kb.load(buf, h.i64(0) if buf.rank == 0 else index)
+
+    def pre_val(self, v):
+        if id(v) in self.pre:
+            return self.pre[id(v)]
+        n = self.producer.get(id(v))
+        if n is None:
+            out = self.leaf_at(v, h.i64(0))
+        elif n.op == "broadcast":
+            out = self.pre_val(n.inputs[0])
+        else:
+            ec = ElementContext(self.b, self.kb, n, h.i64(0), [h.i64(0)] * len(v.type.shape))
+            out = emit_element(ec, [self.pre_val(x) for x in n.inputs])
+        self.pre[id(v)] = out
+        return out
+
+    def row_val(self, v):
+        if id(v) in self.row:
+            return self.row[id(v)]
+        n = self.producer.get(id(v))
+        if n is None:
+            return self.leaf_at(v, self.r)
+        if self.lvl(v) == PRE:
+            return self.pre_val(v)
+        raise CompileError(f"row value %{v.name} used before its row pass (codegen order bug)")
+
+    def full_val(self, v):
+        key = id(v)
+        if key in self.full:
+            return self.full[key]
+        n = self.producer.get(key)
+        if n is None:
+            out = self.leaf_at(v, self.flat())
+        elif self.lvl(v) == PRE:
+            out = self.pre_val(v)
+        elif self.lvl(v) == ROW:
+            out = self.row_val(v)
+        elif n.op == "broadcast":
+            out = self._broadcast_full(n)
+        else:
+            ec = ElementContext(self.b, self.kb, n, self.flat(), self.coords())
+            out = emit_element(ec, [self.full_val(x) for x in n.inputs])
+        self.full[key] = out
+        return out
+
+    def _broadcast_full(self, n):
+        src = n.inputs[0]
+        kind = self.layout.leaf_index.get(id(n))
+        inner = src in self.leaves
+        if kind == "scalar":
+            return self.leaf_at(src, h.i64(0)) if inner else self.pre_val(src)
+        if kind == "row":
+            return self.leaf_at(src, self.r) if inner else self.row_val(src)
+        if kind == "col":
+            return self.leaf_at(src, self.c)
+        if kind == "full":
+            return self.leaf_at(src, self.flat())
+        return self.full_val(src)
+
+    def flat(self):
+        return h.add(self.b, h.mul(self.b, self.r, self.kb.numel(self.col_dims)), self.c)
+
+    def coords(self):
+        """Coordinates of the current element (unflattened from the row and column)."""
+        def unflatten(index, dims):
+            out = []
+            for d in reversed(dims):
+                e = self.kb.dim(d)
+                out.append(self.b.urem(index, e))
+                index = self.b.udiv(index, e)
+            return list(reversed(out))
+        return unflatten(self.r, self.row_dims) + unflatten(self.c, self.col_dims)
+
+    # the kernel -----------------------------------------------------------------------------
+    def emit(self) -> None:
+        kb, b, body = self.kb, self.b, self.body
+        out_buf = {id(v): buf for v, buf in zip(body.outputs, kb.outputs)}
+        nodes = body.nodes
+        for n in nodes:                                   # scalars known before the loop
+            if self.lvl(n.outputs[0]) == PRE:
+                self.pre_val(n.outputs[0])
+        for v in body.outputs:
+            if self.lvl(v) == PRE:
+                kb.store(out_buf[id(v)], h.i64(0), self.pre_val(v))
+        totals, cols = {}, []
+        for n in nodes:
+            if n.op in REDUCE_OPS and self.lvl(n.outputs[0]) == TOTAL:
+                slot = kb.local(h.register_type(n.outputs[0].type.dtype), "total")
+                kb.put(slot, _identity(n.op, n.outputs[0].type.dtype))
+                totals[id(n)] = slot
+            if n.op in REDUCE_OPS and self.lvl(n.outputs[0]) == COL:
+                buf = out_buf[id(n.outputs[0])]
+                with h.counted_loop(b, kb.numel(buf.shape), name="colinit") as i:
+                    kb.store(buf, i, _identity(n.op, n.outputs[0].type.dtype))
+                cols.append(n)
+        rows = kb.numel(self.row_dims)
+        cols_n = kb.numel(self.col_dims)
+        with h.counted_loop(b, rows, name="row") as r:
+            self.r, self.row = r, {}
+            for n in nodes:
+                out = n.outputs[0]
+                level = self.lvl(out)
+                if level == ROW and n.op in REDUCE_OPS:
+                    self.row[id(out)] = self._column_pass_reduce(n, cols_n)
+                elif level == ROW:
+                    self.row[id(out)] = self._row_node(n)
+                elif level == TOTAL and n.op in REDUCE_OPS and self.lvl(n.inputs[0]) != FULL:
+                    slot = totals[id(n)]
+                    kb.put(slot, _combine(b, n.op, kb.get(slot, h.register_type(out.type.dtype)),
+                                          self.row_val(n.inputs[0])))
+            full_stores = [v for v in body.outputs if self.lvl(v) == FULL]
+            full_totals = [n for n in nodes if id(n) in totals and self.lvl(n.inputs[0]) == FULL]
+            if full_stores or cols or full_totals:
+                with h.counted_loop(b, cols_n, name="write") as c:
+                    self.c, self.full = c, {}
+                    for v in full_stores:
+                        kb.store(out_buf[id(v)], self.flat(), self.full_val(v))
+                    for n in cols:
+                        buf = out_buf[id(n.outputs[0])]
+                        acc = kb.load(buf, c)
+                        kb.store(buf, c, _combine(b, n.op, acc, self.full_val(n.inputs[0])))
+                    for n in full_totals:
+                        slot = totals[id(n)]
+                        typ = h.register_type(n.outputs[0].type.dtype)
+                        kb.put(slot, _combine(b, n.op, kb.get(slot, typ),
+                                              self.full_val(n.inputs[0])))
+            for v in body.outputs:
+                if self.lvl(v) == ROW:
+                    kb.store(out_buf[id(v)], r, self.row_val(v))
+        self._after_loop(nodes, totals, out_buf)
+
+    def _column_pass_reduce(self, n, cols_n):
+        kb, b = self.kb, self.b
+        typ = h.register_type(n.outputs[0].type.dtype)
+        slot = kb.local(typ, "rowacc")
+        kb.put(slot, _identity(n.op, n.outputs[0].type.dtype))
+        with h.counted_loop(b, cols_n, name="pass") as c:
+            self.c, self.full = c, {}
+            kb.put(slot, _combine(b, n.op, kb.get(slot, typ), self.full_val(n.inputs[0])))
+        self.c, self.full = None, {}
+        return kb.get(slot, typ)
+
+    def _row_node(self, n):
+        src = n.inputs[0] if n.inputs else None
+        if n.op == "broadcast":
+            kind = self.layout.leaf_index.get(id(n))
+            if src in self.leaves:
+                return self.leaf_at(src, h.i64(0) if kind == "scalar" else self.r)
+            return self.pre_val(src) if self.lvl(src) == PRE else self.row_val(src)
+        ec = ElementContext(self.b, self.kb, n, self.r, None)
+        return emit_element(ec, [self.row_val(x) for x in n.inputs])
+
+    def _after_loop(self, nodes, totals, out_buf) -> None:
+        kb, b = self.kb, self.b
+        done: dict = {}
+        for n in nodes:
+            out = n.outputs[0]
+            if self.lvl(out) != TOTAL:
+                continue
+            if id(n) in totals:
+                done[id(out)] = kb.get(totals[id(n)], h.register_type(out.type.dtype))
+                continue
+            args = [done[id(x)] if id(x) in done else self.pre_val(x) for x in n.inputs]
+            if n.op == "broadcast":
+                done[id(out)] = args[0]
+                continue
+            done[id(out)] = emit_element(ElementContext(b, kb, n, h.i64(0), None), args)
+        for v in self.body.outputs:
+            if self.lvl(v) == TOTAL:
+                kb.store(out_buf[id(v)], h.i64(0), done[id(v)])
+
+
+def emit_fused_rows(kb: KernelBuilder, body) -> None:
+    _RowKernel(kb, body).emit()
