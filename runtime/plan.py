@@ -11,11 +11,12 @@ A node whose lowering declares `view_of` (reshape) gets no kernel: its output sh
 of that input. A `constant` node gets no kernel either. Both are materialised by their kernel
 only when their value is returned to the caller (it needs its own output array).
 
-Arena slots are reused by liveness: a value's bytes are free after the last node that reads
-it (or any view of it); an output of node i never shares a slot with an input of node i. Slot
-sizes are symbolic (a max over the values placed in them), evaluated at run time from the
-symbol values, so one plan serves every batch size. The memory-planning pass replaces this
-with best-fit static offsets later.
+Arena offsets come from the memory-planning analysis (passes/plan_memory.py): live
+intervals over the node order, in-place reuse where an elementwise kernel's input dies at
+that node (the pair shares a slot; the kernel's arguments then lose `noalias`), and best-fit
+static offsets that are polynomials in the symbols, valid for every binding and evaluated at
+run time from the symbol values, so one plan serves every batch size. Each slot is one
+placement unit: an offset and the sizes of the values in it.
 
 In-place updates (`graph.aliases`): an output that updates a param is kept live to the end
 and copied into the param's buffer after every node has run, so no node reads a half-updated
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field
 
 from ir import CompileError
 from ir.graph import Graph, Value
-from ir.symbolic import SymDim, format_dim, symbols_of
+from ir.symbolic import SymDim, dim_add, dim_mul, format_dim, symbols_of
+from passes.plan_memory import graph_buffers, padded, place_buffers
 
 from .codegen.registry import LOWERINGS
 
@@ -47,6 +49,8 @@ class Home:
 @dataclass
 class ArenaSlot:
     sizes: list = field(default_factory=list)    # byte sizes (Dims); the slot holds the max
+    offset: tuple = (0,)                         # byte offset: the max of these Dims, rounded
+    #                                              up to 64 (passes/plan_memory.py)
 
 
 @dataclass
@@ -62,6 +66,7 @@ class BufferPlan:
     output_copies: list               # (Value, returned output index) after all nodes
     snapshots: list                   # (Value, arena slot) copied before any update
     update_copies: list               # (source Home, dtype, shape, param index)
+    memory: object = None             # passes.plan_memory.MemoryPlan (arena report)
 
     def alignment(self, home: Home, dtype) -> int:
         if home.kind in (INPUT, OUTPUT):
@@ -181,7 +186,7 @@ def plan_buffers(graph: Graph) -> BufferPlan:
         else:
             output_copies.append((v, k))
 
-    slots = _assign_arena(graph, home, root, kernel_nodes, updates)
+    slots, memory = _assign_arena(graph, home, root, kernel_nodes, updates)
     snapshots = []
     for view, src in root.items():
         home[view] = home[src]
@@ -198,7 +203,7 @@ def plan_buffers(graph: Graph) -> BufferPlan:
             h = Home(ARENA, slot)
         update_copies.append((h, v.type.dtype, v.type.shape, p))
     return BufferPlan(symbols, data_inputs, params, returned, updates, home, kernel_nodes,
-                      slots, output_copies, snapshots, update_copies)
+                      slots, output_copies, snapshots, update_copies, memory)
 
 
 def _nbytes(v: Value):
@@ -206,57 +211,59 @@ def _nbytes(v: Value):
 
 
 def _new_slot(slots: list, v: Value) -> int:
-    slots.append(ArenaSlot([_nbytes(v)]))
+    """A slot above every other (for the rare update snapshots): valid for every binding."""
+    offset = 0
+    for slot in slots:
+        for term in slot.offset:
+            offset = dim_add(offset, dim_add(term, padded(max_dim(slot.sizes))))
+    slots.append(ArenaSlot([_nbytes(v)], (offset,)))
     return len(slots) - 1
 
 
 def _assign_arena(graph, home, root, kernel_nodes, updates):
-    """Greedy liveness-based slot assignment for every value still without a home."""
-    end = len(graph.nodes)
-    last_use: dict = {}
+    """Arena homes from the memory-planning analysis (passes/plan_memory.py): one slot per
+    placement unit (an in-place result shares its input's slot), each at a static offset
+    that is a polynomial in the symbols."""
+    def is_view(node):
+        low = LOWERINGS.get(node.op)
+        return low.view_of if low is not None else None
 
-    def base(v):
-        return root.get(v, v)
+    def is_free(node):
+        low = LOWERINGS.get(node.op)
+        return low is not None and low.constant
 
-    for i, node in enumerate(graph.nodes):
-        for v in node.inputs:
-            last_use[base(v)] = i
-    for v in graph.outputs:
-        last_use[base(v)] = end
-    for _, v, _ in updates:
-        last_use[base(v)] = end
-
+    buffers = graph_buffers(graph, is_view, is_free)
+    plan = place_buffers(buffers)
     slots: list = []
-    free: list = []                   # slot indices currently unused
-    live: dict = {}                   # slot -> last use of the value in it
-    for i in kernel_nodes:
-        node = graph.nodes[i]
-        for out in node.outputs:
-            if out in home or out in root:
-                continue
-            slot = _pick_slot(slots, free, _nbytes(out))
-            if slot is None:
-                slot = _new_slot(slots, out)
-            else:
-                slots[slot].sizes.append(_nbytes(out))
-            home[out] = Home(ARENA, slot)
-            live[slot] = last_use.get(out, i)
-        for slot, last in list(live.items()):
-            if last <= i:
-                del live[slot]
-                free.append(slot)
-    return slots
+    slot_of: dict = {}
+    for b in buffers:
+        if b.key in home:
+            raise CompileError(f"%{b.key.name} has two homes (a buffer-planning bug)")
+        if b.host is not None and b.host in slot_of:      # in place: the input's slot
+            k = slot_of[b.host]
+            slots[k].sizes.append(_nbytes(b.key))
+        else:
+            slots.append(ArenaSlot([_nbytes(b.key)], plan.offsets[b.key]))
+            k = len(slots) - 1
+        slot_of[b.key] = k
+        home[b.key] = Home(ARENA, k)
+    return slots, plan
 
 
-def _pick_slot(slots, free, nbytes):
-    """A free slot, preferring one that already holds a value of exactly this size."""
-    if not free:
-        return None
-    for k in free:
-        if any(s == nbytes for s in slots[k].sizes):
-            free.remove(k)
-            return k
-    return free.pop(0)
+def max_dim(dims):
+    """The largest of byte sizes that are comparable for every binding (else their sum)."""
+    best = dims[0]
+    for d in dims[1:]:
+        if d == best:
+            continue
+        diff = dim_add(d, dim_mul(best, -1))
+        if isinstance(diff, int):
+            best = d if diff > 0 else best
+        elif all(c >= 0 for _, c in diff.terms):
+            best = d
+        elif not all(c <= 0 for _, c in diff.terms):
+            best = dim_add(best, d)
+    return best
 
 
 def describe(plan: BufferPlan, graph: Graph) -> str:
@@ -267,6 +274,6 @@ def describe(plan: BufferPlan, graph: Graph) -> str:
         if h is not None:
             lines.append(f"  %{v.name:<12} {str(v.type):<20} {h.kind}[{h.index}]")
     for k, slot in enumerate(plan.slots):
-        lines.append(f"  arena slot {k}: max({', '.join(format_dim(s) for s in slot.sizes)}) "
-                     "bytes")
+        lines.append(f"  arena slot {k}: at max({', '.join(map(format_dim, slot.offset))}), "
+                     f"max({', '.join(format_dim(s) for s in slot.sizes)}) bytes")
     return "\n".join(lines)

@@ -56,16 +56,23 @@ def _align_up(b, x: ir.Value, align: int) -> ir.Value:
 
 
 def emit_arena_layout(b: ir.IRBuilder, plan: BufferPlan, symbol_values: dict):
-    """(slot byte offsets, total bytes) as i64 values; each slot is the max of its values'
-    sizes rounded up to the arena alignment."""
+    """(slot byte offsets, total bytes) as i64 values: each slot's planned offset (the max
+    of its Dims) rounded up to the arena alignment; the total is the highest end of any slot."""
     offsets, total = [], h.i64(0)
     for slot in plan.slots:
         size = None
         for nbytes in slot.sizes:
             v = eval_dim(b, nbytes, symbol_values)
             size = v if size is None else b.select(b.icmp_unsigned(">", v, size), v, size)
-        offsets.append(total)
-        total = h.add(b, total, _align_up(b, size, ARENA_ALIGN))
+        offset = None
+        for term in slot.offset:                          # the max of the planned terms
+            t = eval_dim(b, term, symbol_values)
+            offset = t if offset is None else b.select(b.icmp_unsigned(">", t, offset), t,
+                                                        offset)
+        offset = _align_up(b, offset, ARENA_ALIGN)
+        offsets.append(offset)
+        end = _align_up(b, h.add(b, offset, size), ARENA_ALIGN)
+        total = b.select(b.icmp_unsigned(">", end, total), end, total)
     return offsets, total
 
 
@@ -119,6 +126,7 @@ def build_module(graph: Graph, plan: BufferPlan, target) -> ir.Module:
         node = graph.nodes[i]
         kb = KernelBuilder(ctx, f"k{i}.{node.op}", [spec(v) for v in node.inputs],
                            [spec(v) for v in node.outputs])
+        _allow_in_place(kb, [plan.home[v] for v in node.inputs + node.outputs], len(plan.symbols))
         try:
             LOWERINGS[node.op].emit(kb, node)
         except GraphcError as e:
@@ -145,6 +153,14 @@ def build_module(graph: Graph, plan: BufferPlan, target) -> ir.Module:
         copy(ptrs[PARAM][p], src_home, plan.params[p].type)
     b.ret(h.i32(0))
     return module
+
+
+def _allow_in_place(kb: KernelBuilder, homes: list, n_symbols: int) -> None:
+    """An arena slot passed twice to one kernel is an in-place update planned by
+    passes/plan_memory.py: those arguments may alias, so they lose `noalias`."""
+    for k, home in enumerate(homes):
+        if home.kind == ARENA and homes.count(home) > 1:
+            kb.function.args[1 + n_symbols + k].attributes.discard("noalias")
 
 
 def _emit_arena_bytes_function(module: ir.Module, plan: BufferPlan) -> None:
