@@ -1,6 +1,10 @@
-"""Lowerings of conv2d and its two gradients: direct loop nests (NCHW, OIHW), correct for every
-stride / padding / dilation / groups combination. The speed work replaces each kernel (packed
-weights, vectorised over output channels or width) behind the same registry entry.
+"""Lowerings of conv2d and its two gradients (NCHW, OIHW).
+
+Float convolutions with groups = 1 run on the gemm workers with im2col folded into the
+packing (conv_gemm.py): vectorised, register-tiled, threaded. An epilogue is then applied by
+one vectorised pass over y (lanes along ow, masked at the row end), in this kernel's own
+function. Other cases (grouped convolutions, integer dtypes) use the direct loop nests below,
+correct for every stride / padding / dilation / groups combination.
 
 Geometry shared by all three: input row ih = oh*sh - pad_top + kh*dh (likewise iw). A
 position outside the input is padding. The references pad with zeros and multiply them in,
@@ -11,8 +15,12 @@ from (padding taps are dropped, as the reference's crop does).
 """
 from __future__ import annotations
 
+import llvmlite.ir as ir
+
 from . import helpers as h
-from .epilogue import Epilogue, OutputSite, apply
+from .conv_gemm import (ConvGeometry, emit_conv_forward, emit_conv_grad_filter,
+                        emit_conv_grad_input)
+from .epilogue import Epilogue, OutputSite, apply, masked_load, masked_store
 from .kernel import Buffer, KernelBuilder
 from .registry import lowering
 
@@ -88,6 +96,11 @@ def emit_conv2d(kb: KernelBuilder, x: Buffer, w: Buffer, y: Buffer, attrs,
     """y = conv2d(x, w) with the op's attrs (stride, padding, dilation, groups); `epilogue`
     (see epilogue.py) maps each finished output value to the value stored, with coords
     (n, channel, oh, ow)."""
+    if y.dtype.is_float and attrs["groups"] == 1:
+        emit_conv_forward(kb, x, w, y, ConvGeometry(attrs, x.shape, w.shape, y.shape[2:]))
+        if epilogue is not None:
+            _epilogue_pass(kb, y, epilogue)
+        return
     g = _Geometry(kb, attrs, x.shape, w.shape, y.shape[2:])
     b = kb.b
     typ = h.register_type(y.dtype)
@@ -103,9 +116,34 @@ def emit_conv2d(kb: KernelBuilder, x: Buffer, w: Buffer, y: Buffer, attrs,
         kb.store(y, at, apply(epilogue, b, kb.get(acc, typ), OutputSite((n, oc, oh, ow), at)))
 
 
+def _epilogue_pass(kb: KernelBuilder, y: Buffer, epilogue: Epilogue) -> None:
+    """y[n, c, oh, ow:ow+W] = epilogue(...) with each row's last vector masked."""
+    b = kb.b
+    width = kb.target.vector_width(y.dtype.itemsize)
+    vt = ir.VectorType(h.register_type(y.dtype), width)
+    n, ch, oh, ow = kb.dim(y.shape[0]), y.shape[1], y.shape[2], y.shape[3]
+    lane_ids = ir.Constant(ir.VectorType(h.I64, width), [h.i64(k) for k in range(width)])
+    esize = y.dtype.itemsize
+    with h.loop_nest(b, [n, h.i64(ch), h.i64(oh)], name="ep") as (i, c, r):
+        row = h.mul(b, h.add(b, h.mul(b, h.add(b, h.mul(b, i, h.i64(ch)), c), h.i64(oh)), r),
+                    h.i64(ow))
+        with h.counted_loop(b, h.i64(ow), step=width, name="epw") as j:
+            mask = b.icmp_signed("<", b.add(h.splat(b, j, width), lane_ids),
+                                 h.splat(b, h.i64(ow), width))
+            at = h.add(b, row, j)
+            ptr = h.element_ptr(b, y.ptr, at, y.dtype)
+            site = OutputSite((i, c, r, j), at, width, 3, h.i64(1), mask)
+            masked_store(b, apply(epilogue, b, masked_load(b, ptr, vt, mask, esize), site), ptr,
+                         mask, esize)
+
+
 @lowering("conv2d_grad_input")
 def _conv2d_grad_input(kb: KernelBuilder, node) -> None:
     (dy, w), (dx,) = kb.inputs, kb.outputs
+    if dx.dtype.is_float and node.attrs["groups"] == 1:
+        emit_conv_grad_input(kb, dy, w, dx, ConvGeometry(node.attrs, dx.shape, w.shape,
+                                                         dy.shape[2:]))
+        return
     g = _Geometry(kb, node.attrs, dx.shape, w.shape, dy.shape[2:])
     b = kb.b
     _zero(kb, dx)
@@ -122,6 +160,10 @@ def _conv2d_grad_input(kb: KernelBuilder, node) -> None:
 @lowering("conv2d_grad_filter")
 def _conv2d_grad_filter(kb: KernelBuilder, node) -> None:
     (x, dy), (dw,) = kb.inputs, kb.outputs
+    if dw.dtype.is_float and node.attrs["groups"] == 1:
+        emit_conv_grad_filter(kb, x, dy, dw, ConvGeometry(node.attrs, x.shape, dw.shape,
+                                                          dy.shape[2:]))
+        return
     g = _Geometry(kb, node.attrs, x.shape, dw.shape, dy.shape[2:])
     b = kb.b
     typ = h.register_type(dw.dtype)

@@ -88,10 +88,12 @@ def load_lanes(b: ir.IRBuilder, ptr: ir.Value, dtype, start: ir.Value, lanes: in
 
 
 def masked_load(b: ir.IRBuilder, p: ir.Value, vec: ir.VectorType, mask: ir.Value,
-                align: int) -> ir.Value:
+                align: int, passthru: ir.Value = None) -> ir.Value:
+    """Lanes where `mask` is set are loaded; the others come from `passthru` (zero)."""
     name = f"llvm.masked.load.{h.type_suffix(vec)}.p0"
     fn = h.declare(b.module, name, vec, [h.PTR, h.I32, mask.type, vec])
-    return b.call(fn, [p, h.i32(align), mask, h.const_like(vec, 0)])
+    return b.call(fn, [p, h.i32(align), mask,
+                       passthru if passthru is not None else h.const_like(vec, 0)])
 
 
 def masked_store(b: ir.IRBuilder, value: ir.Value, p: ir.Value, mask: ir.Value,

@@ -39,7 +39,7 @@ MC = 128                    # row block: an A block (MC x KC) stays in L2
 PANELS_PER_BLOCK = 4        # columns per item: PANELS_PER_BLOCK * NR
 SMALL_M = 8                 # fewer rows than this (and B not transposed): unpacked B
 NV_DIRECT = 4
-CTX_WORDS = 12
+CTX_WORDS = 14
 
 
 @dataclass(frozen=True)
@@ -166,10 +166,11 @@ def microkernel(module: ir.Module, ftype: ir.Type, width: int, tile: Tile) -> ir
 
 class _Ctx:
     """Named slots of the worker context (an i64 array; pointers stored as integers)."""
-    A, B, C, P, M, N, K, N_COL_BLOCKS, N_ROW_BLOCKS, ROW_BLOCK, N_ITEMS, COUNTER = range(12)
+    (A, B, C, P, M, N, K, N_COL_BLOCKS, N_ROW_BLOCKS, ROW_BLOCK, N_ITEMS, COUNTER,
+     Q) = range(13)
 
 
-def _ctx_get(b, ctx, slot, typ=h.I64):
+def ctx_get(b, ctx, slot, typ=h.I64):
     v = b.load(b.gep(ctx, [h.i64(slot)], inbounds=True, source_etype=h.I64), typ=h.I64, align=8)
     return b.inttoptr(v, h.PTR) if typ is h.PTR else v
 
@@ -186,17 +187,77 @@ def _max(b, x, y):
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
-def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile, ta: bool,
-           tb: bool) -> ir.Function:
+class GemmForm:
+    """How a contraction maps onto the gemm worker: for batch p and depth slice q (results
+    of all slices are summed), C[p] (M x N, row stride `c_rs`) += A(p, q) @ B(p, q), A read in
+    place with a row and a k stride, B packed from wherever it lives. Subclasses: plain
+    matmul here, the convolutions in conv.py (implicit im2col in the packing)."""
+    key = "?"
+
+    def setup(self, b, ctx, ftype):
+        """Per-worker values (loaded from ctx) the other hooks use; returns a dict."""
+        return {"a": ctx_get(b, ctx, _Ctx.A, h.PTR), "b": ctx_get(b, ctx, _Ctx.B, h.PTR),
+                "c": ctx_get(b, ctx, _Ctx.C, h.PTR), "m": ctx_get(b, ctx, _Ctx.M),
+                "n": ctx_get(b, ctx, _Ctx.N), "k": ctx_get(b, ctx, _Ctx.K),
+                "q": ctx_get(b, ctx, _Ctx.Q), "ftype": ftype}
+
+    def a_at(self, b, st, p, q, i, k0):
+        """(pointer to A(p,q)[i, k0], row stride, k stride)."""
+        raise NotImplementedError
+
+    def c_at(self, b, st, p, i, j):
+        """(pointer to C[p][i, j], row stride)."""
+        raise NotImplementedError
+
+    def pack(self, b, st, p, q, k0, kc, p0, p1, pack, tile, width):
+        """Write B(p,q)[k0:k0+kc, panels p0..p1) into `pack` (panel-major, zero past N)."""
+        raise NotImplementedError
+
+    def direct_b(self, b, st, p, k0, j):
+        """(pointer to B[k0, j], k stride) for the unpacked path (plain matmul only)."""
+        raise NotImplementedError
+
+
+class MatmulForm(GemmForm):
+    def __init__(self, ta: bool, tb: bool):
+        self.ta, self.tb = ta, tb
+        self.key = f"mm{int(ta)}{int(tb)}"
+
+    def _strides(self, st):
+        return (h.i64(1), st["m"]) if self.ta else (st["k"], h.i64(1))
+
+    def a_at(self, b, st, p, q, i, k0):
+        ft, m, k = st["ftype"], st["m"], st["k"]
+        a_rs, a_ks = self._strides(st)
+        off = b.add(b.mul(p, b.mul(m, k)), b.add(b.mul(i, a_rs), b.mul(k0, a_ks)))
+        return b.gep(st["a"], [off], inbounds=True, source_etype=ft), a_rs, a_ks
+
+    def c_at(self, b, st, p, i, j):
+        m, n = st["m"], st["n"]
+        off = b.add(b.mul(p, b.mul(m, n)), b.add(b.mul(i, n), j))
+        return b.gep(st["c"], [off], inbounds=True, source_etype=st["ftype"]), n
+
+    def direct_b(self, b, st, p, k0, j):
+        n, k = st["n"], st["k"]
+        off = b.add(b.mul(p, b.mul(k, n)), b.add(b.mul(k0, n), j))
+        return b.gep(st["b"], [off], inbounds=True, source_etype=st["ftype"]), n
+
+    def pack(self, b, st, p, q, k0, kc, p0, p1, pack, tile, width):
+        ftype, n, k_dim = st["ftype"], st["n"], st["k"]
+        b_base = b.gep(st["b"], [b.mul(p, b.mul(k_dim, n))], inbounds=True, source_etype=ftype)
+        _emit_pack(b, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, self.tb)
+
+
+def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
+           form: GemmForm) -> ir.Function:
     """void worker(ptr ctx): take items until none is left; compute each item's C block."""
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
     name = (f"graphc.gemm.{suffix}.{tile.mr}x{tile.nv}x{width}.{'p' if tile.packed else 'd'}"
-            f".{int(ta)}{int(tb)}")
+            f".{form.key}")
     found = module.globals.get(name)
     if found is not None:
         return found
     ukr = microkernel(module, ftype, width, tile)
-    esize = 4 if suffix == "f32" else 8
     nr = tile.nv * width
     fn = ir.Function(module, threads.worker_type(), name=name)
     fn.linkage = "internal"
@@ -207,10 +268,10 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile, ta: bool,
         pack = b.alloca(ir.ArrayType(ftype, KC * nr * PANELS_PER_BLOCK), name="bpack")
         pack.align = 64
         pack.type = h.PTR                      # opaque: geps give element pointers
-    a_ptr, b_ptr, c_ptr = (_ctx_get(b, ctx, s, h.PTR) for s in (_Ctx.A, _Ctx.B, _Ctx.C))
-    m, n, k_dim = (_ctx_get(b, ctx, s) for s in (_Ctx.M, _Ctx.N, _Ctx.K))
-    n_cb, n_rb = _ctx_get(b, ctx, _Ctx.N_COL_BLOCKS), _ctx_get(b, ctx, _Ctx.N_ROW_BLOCKS)
-    row_block, n_items = _ctx_get(b, ctx, _Ctx.ROW_BLOCK), _ctx_get(b, ctx, _Ctx.N_ITEMS)
+    st = form.setup(b, ctx, ftype)
+    m, n, k_dim, n_slices = st["m"], st["n"], st["k"], st["q"]
+    n_cb, n_rb = ctx_get(b, ctx, _Ctx.N_COL_BLOCKS), ctx_get(b, ctx, _Ctx.N_ROW_BLOCKS)
+    row_block, n_items = ctx_get(b, ctx, _Ctx.ROW_BLOCK), ctx_get(b, ctx, _Ctx.N_ITEMS)
     counter = b.gep(ctx, [h.i64(_Ctx.COUNTER)], inbounds=True, source_etype=h.I64)
     panels = _ceil_div(b, n, h.i64(nr))
     n_kb = _max(b, _ceil_div(b, k_dim, h.i64(KC)), h.i64(1))
@@ -232,41 +293,37 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile, ta: bool,
     p1 = b.sdiv(b.mul(b.add(cb, h.i64(1)), panels), n_cb)
     i0 = b.mul(rb, row_block)
     i1 = _min(b, m, b.add(i0, row_block))
-    a_base = b.gep(a_ptr, [b.mul(p, b.mul(m, k_dim))], inbounds=True, source_etype=ftype)
-    b_base = b.gep(b_ptr, [b.mul(p, b.mul(k_dim, n))], inbounds=True, source_etype=ftype)
-    c_base = b.gep(c_ptr, [b.mul(p, b.mul(m, n))], inbounds=True, source_etype=ftype)
-    a_rs, a_ks = (h.i64(1), m) if ta else (k_dim, h.i64(1))
 
-    with h.counted_loop(b, n_kb, name="kb") as kbi:
-        k0 = b.mul(kbi, h.i64(KC))
-        kc = _max(b, _min(b, h.i64(KC), b.sub(k_dim, k0)), h.i64(0))
-        accumulate = b.icmp_signed(">", kbi, h.i64(0))
-        if tile.packed:
-            _emit_pack(b, module, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, tb)
-        with h.counted_loop(b, p1, start=p0, name="jp") as jp:
-            j = b.mul(jp, h.i64(nr))
-            cols = _min(b, h.i64(nr), b.sub(n, j))
+    with h.counted_loop(b, n_slices, name="q") as q:
+        with h.counted_loop(b, n_kb, name="kb") as kbi:
+            k0 = b.mul(kbi, h.i64(KC))
+            kc = _max(b, _min(b, h.i64(KC), b.sub(k_dim, k0)), h.i64(0))
+            accumulate = b.or_(b.icmp_signed(">", kbi, h.i64(0)),
+                               b.icmp_signed(">", q, h.i64(0)))
             if tile.packed:
-                bp = b.gep(pack, [b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))], inbounds=True,
-                           source_etype=ftype)
-                b_ks = h.i64(nr)
-            else:
-                bp = b.gep(b_base, [b.add(b.mul(k0, n), j)], inbounds=True, source_etype=ftype)
-                b_ks = n
-            with h.counted_loop(b, i1, start=i0, step=tile.mr, name="ir") as i:
-                rows = _min(b, h.i64(tile.mr), b.sub(i1, i))
-                a_off = b.add(b.mul(i, a_rs), b.mul(k0, a_ks))
-                a_at = b.gep(a_base, [a_off], inbounds=True, source_etype=ftype)
-                c_at = b.gep(c_base, [b.add(b.mul(i, n), j)], inbounds=True, source_etype=ftype)
-                b.call(ukr, [a_at, a_rs, a_ks, bp, b_ks, c_at, n, kc, rows, cols, accumulate])
+                form.pack(b, st, p, q, k0, kc, p0, p1, pack, tile, width)
+            with h.counted_loop(b, p1, start=p0, name="jp") as jp:
+                j = b.mul(jp, h.i64(nr))
+                cols = _min(b, h.i64(nr), b.sub(n, j))
+                if tile.packed:
+                    bp = b.gep(pack, [b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))],
+                               inbounds=True, source_etype=ftype)
+                    b_ks = h.i64(nr)
+                else:
+                    bp, b_ks = form.direct_b(b, st, p, k0, j)
+                with h.counted_loop(b, i1, start=i0, step=tile.mr, name="ir") as i:
+                    rows = _min(b, h.i64(tile.mr), b.sub(i1, i))
+                    a_at, a_rs, a_ks = form.a_at(b, st, p, q, i, k0)
+                    c_at, c_rs = form.c_at(b, st, p, i, j)
+                    b.call(ukr, [a_at, a_rs, a_ks, bp, b_ks, c_at, c_rs, kc, rows, cols,
+                                 accumulate])
     b.branch(head)
     b.position_at_end(exit_)
     b.ret_void()
-    del esize
     return fn
 
 
-def _emit_pack(b, module, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, tb):
+def _emit_pack(b, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, tb):
     """Copy B[k0:k0+kc, panels p0..p1) into `pack`: panel-major, kc rows of NR values."""
     nr = tile.nv * width
     esize = 4 if isinstance(ftype, ir.FloatType) else 8
@@ -305,13 +362,24 @@ def _emit_pack(b, module, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0
 def emit_gemm(kb, a, bm, c, ta: bool, tb: bool) -> None:
     """Emit the call of the gemm workers for one matmul node into kernel `kb`."""
     b = kb.b
-    module = kb.module
-    ftype = h.register_type(c.dtype)
-    width = kb.target.vector_width(c.dtype.itemsize)
     batch = h.product(b, kb.extents(c.shape[:-2]))
     m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
     k_dim = kb.dim(a.shape[-2] if ta else a.shape[-1])
+    width = kb.target.vector_width(c.dtype.itemsize)
     main, small = choose_tiles(width, c.shape[-1])
+    few_rows = b.icmp_signed("<", m, h.i64(SMALL_M)) if not tb else None
+    run_gemm(kb, MatmulForm(ta, tb), c.dtype, (a.ptr, bm.ptr, c.ptr), batch, h.i64(1), m, n,
+             k_dim, main, small if not tb else None, few_rows)
+
+
+def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: Tile,
+             small_tile: Tile = None, use_small=None) -> None:
+    """Fill a worker context in kernel `kb` and run the workers of `form` (in parallel when
+    the work is large enough). `use_small` (i1) picks `small_tile`'s worker at run time."""
+    b = kb.b
+    module = kb.module
+    ftype = h.register_type(dtype)
+    width = kb.target.vector_width(dtype.itemsize)
     ctx = kb.local(ir.ArrayType(h.I64, CTX_WORDS), "gemm.ctx")
     ctx.type = h.PTR                           # opaque: geps give element pointers
 
@@ -320,33 +388,34 @@ def emit_gemm(kb, a, bm, c, ta: bool, tb: bool) -> None:
             value = b.ptrtoint(value, h.I64)
         b.store(value, b.gep(ctx, [h.i64(slot)], inbounds=True, source_etype=h.I64), align=8)
 
-    put(_Ctx.A, a.ptr)
-    put(_Ctx.B, bm.ptr)
-    put(_Ctx.C, c.ptr)
-    put(_Ctx.P, batch)
-    put(_Ctx.M, m)
-    put(_Ctx.N, n)
-    put(_Ctx.K, k_dim)
+    for slot, ptr in zip((_Ctx.A, _Ctx.B, _Ctx.C), ptrs):
+        put(slot, ptr)
+    for slot, value in ((_Ctx.P, batch), (_Ctx.M, m), (_Ctx.N, n), (_Ctx.K, k_dim),
+                        (_Ctx.Q, slices)):
+        put(slot, value)
     counter = b.gep(ctx, [h.i64(_Ctx.COUNTER)], inbounds=True, source_etype=h.I64)
-    # ~ single-thread nanoseconds: 2*M*N*K flops at ~200 per ns, plus streaming B once
-    flops = b.mul(b.mul(batch, m), b.mul(n, k_dim))
-    work_ns = b.add(b.sdiv(flops, h.i64(100)), b.sdiv(b.mul(b.mul(batch, n), k_dim),
-                                                         h.i64(16)))
+    # ~ single-thread nanoseconds: 2*M*N*K flops at ~50 per ns, plus streaming B once
+    depth = b.mul(k_dim, slices)
+    flops = b.mul(b.mul(batch, m), b.mul(n, depth))
+    work_ns = b.add(b.sdiv(flops, h.i64(25)), b.sdiv(b.mul(b.mul(batch, n), depth),
+                                                        h.i64(4)))
     nonempty = b.and_(b.icmp_signed(">", b.mul(batch, m), h.i64(0)),
                       b.icmp_signed(">", n, h.i64(0)))
     with b.if_then(nonempty):
-        use_small = b.icmp_signed("<", m, h.i64(SMALL_M)) if not tb else ir.Constant(h.I1, 0)
+        if small_tile is None:
+            _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
+                    work_ns)
+            return
         with b.if_else(use_small) as (few, many):
             with few:
-                _launch(b, kb, module, ftype, width, small, ta, tb, ctx, put, counter, batch,
+                _launch(b, module, ftype, width, small_tile, form, ctx, put, counter, batch,
                         m, n, work_ns)
             with many:
-                _launch(b, kb, module, ftype, width, main, ta, tb, ctx, put, counter, batch,
-                        m, n, work_ns)
+                _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
+                        work_ns)
 
 
-def _launch(b, kb, module, ftype, width, tile, ta, tb, ctx, put, counter, batch, m, n,
-            work_ns):
+def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n, work_ns):
     nr = tile.nv * width
     panels = _ceil_div(b, n, h.i64(nr))
     n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK))
@@ -361,5 +430,5 @@ def _launch(b, kb, module, ftype, width, tile, ta, tb, ctx, put, counter, batch,
     put(_Ctx.N_ROW_BLOCKS, n_rb)
     put(_Ctx.ROW_BLOCK, row_block)
     put(_Ctx.N_ITEMS, n_items)
-    fn = worker(module, ftype, width, tile, ta, tb)
+    fn = worker(module, ftype, width, tile, form)
     threads.emit_parallel(b, fn, ctx, n_items, work_ns, counter)

@@ -22,8 +22,15 @@ N = "N"
 
 
 def _bias_relu(bias_buf, axis):
+    """relu(value + bias[coords[axis]]): a vector of biases when the lanes run along `axis`,
+    else one bias broadcast to every lane."""
     def epilogue(b, value, site):
-        bias = site.load_lanes(b, bias_buf.ptr, bias_buf.dtype, site.coords[axis])
+        if site.lanes > 1 and site.lane_axis % len(site.coords) == axis:
+            bias = site.load_lanes(b, bias_buf.ptr, bias_buf.dtype, site.coords[axis])
+        else:
+            bias = h.load_element(b, bias_buf.ptr, site.coords[axis], bias_buf.dtype, 4)
+            if site.lanes > 1:
+                bias = h.splat(b, bias, site.lanes)
         return max_nan(b, b.fadd(value, bias), h.const_like(value.type, 0.0))
     return epilogue
 
