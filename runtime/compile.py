@@ -5,6 +5,10 @@
 ABI layout, ctypes entry points). Each `Executable` wraps one and adds what is per instance:
 parameter buffers, arenas, the argument checks bound to its graph's names.
 
+With the on-disk cache (objcache.py; GRAPHC_CACHE_DIR, GRAPHC_CACHE=0 to disable), a graph
+compiled by an earlier process is loaded from its object file: no IR is built and LLVM does
+not run (the IR text is rebuilt only if someone asks for it).
+
 The cache key is the structural hash of the graph without its initializers (parameter values
 live in runtime buffers, not in the code), the target (CPU name, features, llvmlite version)
 and the compile options. The ABI is positional (inputs, outputs, params in graph order), so a
@@ -23,7 +27,7 @@ from ir import CompileError
 from ir.equality import structural_hash
 from ir.graph import Graph
 
-from . import abi
+from . import abi, objcache
 from . import codegen  # noqa: F401  (registers every lowering)
 from .codegen.module_builder import build_module, check_lowerings
 from .jit import JitModule
@@ -142,10 +146,23 @@ def _compile(graph: Graph, target: Target, options: CompileOptions) -> CompiledG
     t0 = time.perf_counter()
     check_lowerings(graph)
     plan = plan_buffers(graph)
-    module = build_module(graph, plan, target)
-    text = str(module)
+    jit = None
+    disk_key = objcache.entry_key(cache_key(graph, target, options)) if objcache.enabled() else None
+    if disk_key is not None:
+        obj = objcache.load(disk_key)
+        if obj is not None:
+            try:
+                jit = JitModule.from_object(obj, target, options.opt_level,
+                                            lambda: str(build_module(graph, plan, target)))
+            except RuntimeError:          # unloadable entry: rebuild and overwrite it
+                jit = None
     t1 = time.perf_counter()
-    jit = JitModule(text, target, options.opt_level)
+    if jit is None:
+        text = str(build_module(graph, plan, target))
+        t1 = time.perf_counter()
+        jit = JitModule(text, target, options.opt_level)
+        if disk_key is not None:
+            objcache.store(disk_key, jit.object_code())
     entry = ENTRY_TYPE(jit.address(abi.ENTRY_NAME))
     arena_fn = ARENA_BYTES_TYPE(jit.address(abi.ARENA_BYTES_NAME))
     table = abi.ArgTable(len(plan.data_inputs), len(plan.returned), len(plan.params))

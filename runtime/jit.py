@@ -37,12 +37,17 @@ def _load_libm() -> None:
 
 
 class JitModule:
+    """Native code in this process, from IR text (`JitModule(text, ...)`) or from a cached
+    object file (`JitModule.from_object`)."""
+
     def __init__(self, ir_text: str, target: Target, opt_level: int = 2):
         initialise_llvm()
         _load_libm()
         threads.load_gomp()
         self.target = target
         self.opt_level = opt_level
+        self._ir_source, self._ir_optimized, self._asm = None, None, None
+        self._ir_optimized_module = None
         self.ir_unoptimized = ir_text
         self.timings: dict = {}
         with LLVM_LOCK:
@@ -55,16 +60,71 @@ class JitModule:
             t1 = time.perf_counter()
             target.optimise(mod, opt_level)
             t2 = time.perf_counter()
-            self.ir_optimized = str(mod)
+            self._ir_optimized_module = mod      # printed only when someone asks for it
             self._check_symbols(mod)
-            self.engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(opt_level))
-            self.engine.finalize_object()
-            self.threads_address = (self.engine.get_global_value_address(
-                threads.NUM_THREADS_GLOBAL) if threads.NUM_THREADS_GLOBAL in ir_text else 0)
-            threads.set_module_threads(self.threads_address)
+            # machine code once, as an object file: loaded below, and reusable by the
+            # on-disk cache and export bundles without a second codegen
+            self._object = self.target.emit_object(mod, opt_level)
+            self._load(self._object, has_threads=threads.NUM_THREADS_GLOBAL in ir_text)
             t3 = time.perf_counter()
         self.timings.update(parse=t1 - t0, optimise=t2 - t1, codegen=t3 - t2)
         self._asm = None
+
+    @classmethod
+    def from_object(cls, obj: bytes, target: Target, opt_level: int, ir_source) -> "JitModule":
+        """Load an object file made by `object_code` (the on-disk cache). `ir_source()`
+        returns the module's IR text; it is only called if someone asks for the IR or asm.
+        Raises RuntimeError if LLVM cannot load the object (the caller rebuilds)."""
+        initialise_llvm()
+        _load_libm()
+        threads.load_gomp()
+        self = cls.__new__(cls)
+        self.target, self.opt_level, self.timings = target, opt_level, {}
+        self._ir_source, self._ir_unoptimized, self._ir_optimized, self._asm = (
+            ir_source, None, None, None)
+        self._ir_optimized_module, self._object = None, obj
+        t0 = time.perf_counter()
+        self._load(obj)
+        self.timings.update(load_object=time.perf_counter() - t0)
+        return self
+
+    def _load(self, obj: bytes, has_threads: bool = True) -> None:
+        with LLVM_LOCK:
+            empty = llvm.parse_assembly(f'target triple = "{self.target.triple}"')
+            self.engine = llvm.create_mcjit_compiler(
+                empty, self.target.create_target_machine(self.opt_level))
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            self.engine.finalize_object()
+            self.threads_address = (self.engine.get_global_value_address(
+                threads.NUM_THREADS_GLOBAL) if has_threads else 0)
+            threads.set_module_threads(self.threads_address)
+
+    @property
+    def ir_unoptimized(self) -> str:
+        if self._ir_unoptimized is None:
+            self._ir_unoptimized = self._ir_source()
+        return self._ir_unoptimized
+
+    @ir_unoptimized.setter
+    def ir_unoptimized(self, text: str) -> None:
+        self._ir_unoptimized = text
+
+    @property
+    def ir_optimized(self) -> str:
+        if self._ir_optimized is None and self._ir_optimized_module is not None:
+            with LLVM_LOCK:
+                self._ir_optimized = str(self._ir_optimized_module)
+                self._ir_optimized_module = None
+        if self._ir_optimized is None:
+            with LLVM_LOCK:
+                mod = llvm.parse_assembly(self.ir_unoptimized)
+                self.target.optimise(mod, self.opt_level)
+                self._ir_optimized = str(mod)
+        return self._ir_optimized
+
+    @ir_optimized.setter
+    def ir_optimized(self, text: str) -> None:
+        self._ir_optimized = text
 
     @staticmethod
     def _check_symbols(mod) -> None:
@@ -97,5 +157,9 @@ class JitModule:
 
     def object_code(self) -> bytes:
         """An ELF object of the optimised module (for export bundles and on-disk caches)."""
-        with LLVM_LOCK:
-            return self.target.emit_object(llvm.parse_assembly(self.ir_optimized))
+        obj = getattr(self, "_object", None)
+        if obj is None:
+            with LLVM_LOCK:
+                obj = self._object = self.target.emit_object(
+                    llvm.parse_assembly(self.ir_optimized))
+        return obj

@@ -86,9 +86,9 @@ class Target:
         with LLVM_LOCK:
             return self.create_target_machine().emit_assembly(module)
 
-    def emit_object(self, module) -> bytes:
+    def emit_object(self, module, opt_level: int = 2) -> bytes:
         with LLVM_LOCK:
-            return self.create_target_machine().emit_object(module)
+            return self.create_target_machine(opt_level).emit_object(module)
 
     def data_layout(self) -> str:
         with LLVM_LOCK:

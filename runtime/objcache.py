@@ -1,0 +1,87 @@
+"""The on-disk cache of compiled object files.
+
+A compiled module is stored as the ELF object LLVM emits for it, keyed by a SHA-256 over:
+the structural hash of the graph (without parameter values), the target (triple, CPU name,
+CPU features, llvmlite version), the compile options, and a fingerprint of graphc's code
+generator (the source of runtime/ and the threading threshold), so a changed code generator
+never reuses stale code. Location: $GRAPHC_CACHE_DIR, else ~/.cache/graphc; GRAPHC_CACHE=0
+disables it. Entries are written atomically (temporary file + rename) with a header holding
+the payload's checksum; an entry that is truncated, corrupted or unreadable is ignored
+(and rebuilt by the caller). Nothing is unpickled: the payload is raw object bytes.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from typing import Optional
+
+MAGIC = b"GRAPHC-OBJ-1\n"
+
+
+def enabled() -> bool:
+    return os.environ.get("GRAPHC_CACHE", "1").strip() not in ("0", "false", "no", "off")
+
+
+def cache_dir() -> str:
+    return os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "graphc")
+
+
+@functools.lru_cache(maxsize=1)
+def codegen_fingerprint() -> str:
+    """Hash of the runtime package's Python sources (any codegen change gives new keys)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for folder, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()
+
+
+def entry_key(graph_key: tuple) -> str:
+    from . import threads
+    text = repr((graph_key, codegen_fingerprint(), threads.MIN_PARALLEL_NS))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _path(key: str) -> str:
+    return os.path.join(cache_dir(), key[:2], key[2:] + ".o")
+
+
+def load(key: str) -> Optional[bytes]:
+    """The cached object bytes for `key`, or None (missing, corrupted or unreadable)."""
+    try:
+        with open(_path(key), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if not data.startswith(MAGIC):
+        return None
+    header_end = data.find(b"\n", len(MAGIC))
+    if header_end < 0:
+        return None
+    checksum = data[len(MAGIC):header_end].decode("ascii", "replace")
+    payload = data[header_end + 1:]
+    if hashlib.sha256(payload).hexdigest() != checksum:
+        return None
+    return payload
+
+
+def store(key: str, payload: bytes) -> None:
+    """Write an entry atomically; any filesystem problem just leaves the cache as it was."""
+    path = _path(key)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass
