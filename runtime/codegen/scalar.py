@@ -26,6 +26,7 @@ from ir import CompileError
 from ir import dtypes as dt
 
 from . import helpers as h
+from . import vecmath
 
 SCALAR_EMITTERS: dict[str, Callable] = {}
 
@@ -142,7 +143,14 @@ def _libm_unary(name):
     return lambda ec, a: h.libm_call(ec.b, name, a[0])
 
 
-emitter("exp")(_intrinsic_unary("exp"))
+@emitter("exp")
+def _exp(ec, a):
+    (x,) = a
+    if vecmath.is_f32_vector(x):               # llvm.exp on vectors becomes scalar expf calls
+        return vecmath.exp_f32_vector(ec.b, x)
+    return h.intrinsic(ec.b, "exp", [x])
+
+
 emitter("log")(_intrinsic_unary("log"))
 emitter("sqrt")(_intrinsic_unary("sqrt"))
 emitter("log1p")(_libm_unary("log1p"))
@@ -167,7 +175,7 @@ def _sigmoid(ec, a):
     # the reference's stable form: e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e)
     (x,) = a
     b, t = ec.b, x.type
-    e = h.intrinsic(b, "exp", [b.fneg(h.intrinsic(b, "fabs", [x]))])
+    e = _exp(ec, [b.fneg(h.intrinsic(b, "fabs", [x]))])
     one = h.const_like(t, 1.0)
     denom = b.fadd(one, e)
     return b.select(b.fcmp_ordered(">=", x, h.const_like(t, 0.0)), b.fdiv(one, denom),
