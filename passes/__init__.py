@@ -24,3 +24,5 @@ from .constant_fold import fold_constants  # noqa: E402
 from .simplify import simplify  # noqa: E402
 from .cse import eliminate_common_subexpressions  # noqa: E402
 from .fuse import analyse_fusion, fuse  # noqa: E402
+from .plan_memory import plan_graph, plan_memory  # noqa: E402
+from .pipelines import LEVELS, pipeline_for  # noqa: E402

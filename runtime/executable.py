@@ -100,6 +100,7 @@ class Executable:
         self._bindings: dict = {}             # symbol values -> (output shapes, arena bytes)
         self._pool: list = []
         self._pool_lock = threading.Lock()
+        self.optimization = None      # the PassResult of graphc.compile's pipeline, if any
 
     # -- calling -------------------------------------------------------------------------------
     def __call__(self, *args, out=None, **named):
@@ -224,6 +225,16 @@ class Executable:
     @property
     def asm(self) -> str:
         return self.compiled.asm
+
+    @property
+    def kernel_count(self) -> int:
+        """Native kernels one call runs (a fused group is one; views and constants none)."""
+        return len(self.compiled.plan.kernel_nodes)
+
+    @property
+    def graph_optimized(self):
+        """The graph the code was compiled from (after graphc.compile's pass pipeline)."""
+        return self.graph
 
     @property
     def plan_text(self) -> str:
