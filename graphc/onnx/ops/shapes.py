@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ir import dtypes as dt
 from ir.symbolic import SymDim, product
 
 from ... import functional as F
@@ -217,32 +218,45 @@ def slice_(ctx):
         ctx.unsupported(f"starts/ends/axes/steps have different lengths "
                         f"({len(starts)}/{len(ends)}/{len(axes)}/{len(steps)})")
     axes = norm_axes(ctx, axes, rank)
-    index = [slice(None)] * rank
-    for a, s, e, st in zip(axes, starts, ends, steps):
-        if isinstance(s, SymDim) or isinstance(e, SymDim) or st == 0:
-            ctx.unsupported(f"slice [{s}:{e}:{st}] on axis {a} must have int bounds and a "
-                            "nonzero step")
-        index[a] = slice(int(s), int(e), int(st))
-    if c is not None:
-        return Const(c.array[tuple(index)], c.dtype)
-    x = ctx.tensor(0)
-    # negative steps: gather the (static) index list; positive steps: one slice node
-    for a in range(rank):
-        sl = index[a]
-        if sl.step is not None and sl.step < 0:
-            d = static_dims(ctx, (in_shape[a],), f"a negative-step slice on axis {a}")[0]
-            x = F.take(x, np.arange(*sl.indices(d), dtype=np.int64), a)
-            index[a] = slice(None)
-        elif isinstance(in_shape[a], SymDim):
-            index[a] = _symbolic_bounds(ctx, sl, a)
-    return F.getitem(x, tuple(index))
+    bounds = {a: (s, e, int(st)) for a, s, e, st in zip(axes, starts, ends, steps)}
+    if any(st == 0 for _, _, st in bounds.values()):
+        ctx.unsupported(f"a zero step in steps {steps}")
+    symbolic = any(isinstance(v, SymDim) for a, (s, e, _) in bounds.items()
+                   for v in (s, e, in_shape[a]))
+    if c is not None or not symbolic:
+        index = [slice(None)] * rank
+        for a, (s, e, st) in bounds.items():
+            index[a] = slice(int(s), int(e), st)
+        if c is not None:
+            return Const(c.array[tuple(index)], c.dtype)
+        x = ctx.tensor(0)
+        # negative steps: gather the index list; positive steps: one slice node
+        for a in range(rank):
+            sl = index[a]
+            if sl.step is not None and sl.step < 0:
+                x = F.take(x, np.arange(*sl.indices(in_shape[a]), dtype=np.int64), a)
+                index[a] = slice(None)
+        return F.getitem(x, tuple(index))
+    # symbolic dims or bounds: ONNX's clamping cannot be evaluated, so the bounds must be
+    # provably in range (the slice primitive checks): negative ints count from the end and
+    # INT_MAX-like ends mean "to the end"
+    starts, stops, strides = [0] * rank, list(in_shape), [1] * rank
+    for a, (s, e, st) in bounds.items():
+        if st < 0:
+            ctx.unsupported(f"a negative step on axis {a} with symbolic dims or bounds")
+        d = in_shape[a]
+        starts[a] = d + s if isinstance(s, int) and s < 0 else s
+        if isinstance(e, int):
+            e = d if e >= BIG else (d + e if e < 0 else e)
+        stops[a], strides[a] = e, st
+    return emit("slice", [ctx.tensor(0)], {"starts": starts, "stops": stops, "steps": strides})
 
 
 def _symbolic_bounds(ctx, sl: slice, axis: int) -> slice:
     """A positive-step slice of a symbolic axis: INT_MAX ends mean 'to the end'."""
     start = sl.start
     stop = None if sl.stop is None or sl.stop >= BIG else sl.stop
-    if start >= BIG:
+    if start is not None and start >= BIG:
         ctx.unsupported(f"start {start} on the symbolic axis {axis}")
     return slice(start, stop, sl.step)
 
@@ -384,6 +398,19 @@ def constant_of_shape(ctx):
 def range_(ctx):
     start, limit, delta = (ctx.const(i, name).reshape(()) for i, name in
                            enumerate(("start", "limit", "delta")))
-    if any(v.dtype == object for v in (start, limit, delta)):
-        ctx.unsupported("a Range with symbolic bounds (its length would be data-dependent)")
-    return Const(np.arange(start, limit, delta, dtype=start.dtype))
+    if all(v.dtype != object for v in (start, limit, delta)):
+        return Const(np.arange(start, limit, delta, dtype=start.dtype))
+    # a symbolic bound: with unit steps the length is a (symbolic) dim, so an iota does it
+    s, lim, step = (v[()] for v in (start, limit, delta))
+    if isinstance(s, SymDim) or isinstance(step, SymDim) or step != 1:
+        ctx.unsupported("a Range with symbolic bounds needs an int start and a step of 1")
+    dtype = graphc_dtype_of(ctx, ctx.value(0).dtype)
+    line = emit("iota", [], {"shape": (lim - int(s),), "axis": 0, "dtype": dtype})
+    return line if int(s) == 0 else F.add(line, int(s))
+
+
+def graphc_dtype_of(ctx, np_dtype):
+    try:
+        return dt.dtype(np_dtype)
+    except Exception:
+        ctx.unsupported(f"dtype {np_dtype}")
