@@ -174,6 +174,11 @@ def write_results(env, results, target_text, command) -> str:
     parts = [BEGIN, "## Issue 6: native code against the peers", "",
              f"Command: `{command}` (from the repository root)", "", "```",
              environment_text(env).rstrip(), "```"]
+    if env["busy"] > 0.10:
+        parts.append(f"\n**Warning: other processes used {env['busy']:.0%} of the CPUs when this "
+                     "run started (the harness waited two minutes for quiet). Every figure below, "
+                     "the peak included, is depressed and noisy; it is not a measurement of "
+                     "graphc or its peers on an idle machine.**")
     peak = results["peak"]
     parts.append(f"\nFP32 FMA peak measured on this machine: {peak[1]:.0f} GFLOP/s on one "
                  f"thread, {peak[2]:.0f} on two.")
