@@ -12,7 +12,7 @@ What never folds:
 - results larger than `max-elements` unless they are no larger than the operands they come
   from (a frozen weight transposed is fine; a scalar broadcast to [4096,4096] is not: fusion
   makes that broadcast free instead, so materialising it would only cost memory);
-- `broadcast` that grows its operand (same reason);
+- `broadcast` that grows its operand (same reason; its value still feeds later folds);
 - a node whose reference raises (e.g. a gather index out of range): the error stays a
   runtime error of the compiled graph, noted as a remark.
 Parameters stay runtime inputs unless the graph is frozen for inference (`freeze=true`), and
@@ -104,6 +104,12 @@ def _try_fold(node: Node, known: dict, max_elements: int, stats: dict, ctx):
     in_size = sum(int(np.asarray(known[id(v)]).size) for v in node.inputs)
     out_size = sum(sizes)
     if node.op == "broadcast" and out_size > in_size:
+        # kept as a node (fusion makes it free), but its value is known to later folds
+        if out_size > max_elements:
+            stats["skipped_large"] += 1
+        elif not _has_symbolic_attr(node.attrs):
+            value = get_op("broadcast").reference([known[id(node.inputs[0])]], node.attrs)
+            known[id(node.outputs[0])] = value
         return None
     if out_size > max_elements and out_size > in_size:
         stats["skipped_large"] += 1
