@@ -1,6 +1,7 @@
 """The `graphc` command line.
 
     graphc opt FILE.gir [FILE2.gir ...] --passes=shape-infer,dce [--print-after-change] ...
+    graphc opt FILE.gir -O2 --explain-fusion     fused groups and refusals with reasons
     graphc passes            the registered passes and their options
     graphc ops [NAME]        the op registry (inputs, attributes, fusion kind, purity)
 
@@ -63,6 +64,35 @@ def _opt_arguments(p: argparse.ArgumentParser) -> None:
                    help="run the reference interpreter on random inputs after each pass and "
                         "name the first pass that changes the outputs")
     p.add_argument("--no-locs", action="store_true", help="print IR without source locations")
+    p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2, 3), default=None,
+                   help="use the default pipeline of this optimisation level (when --passes "
+                        "is not given)")
+    p.add_argument("--explain-fusion", action="store_true",
+                   help="print the fused groups and every refused fusion with its reason "
+                        "(on stderr; runs the -O2 pipeline when no pipeline is given)")
+
+
+def _explain_fusion(result) -> None:
+    """The fuse pass's groups and refusals (its remarks), on stderr next to other reports."""
+    records = [r for r in result.records if r.name == "fuse"]
+    if not records:
+        raise UsageError("--explain-fusion needs a pipeline with the fuse pass (e.g. -O2)")
+    for r in records:
+        sys.stderr.write(f"# fusion ({r.label}): {r.stats.get('fused_groups', 0)} groups, "
+                         f"{r.stats.get('kernels_before', 0)} -> "
+                         f"{r.stats.get('kernels_after', 0)} kernels, "
+                         f"{r.stats.get('refusals', 0)} refusals\n")
+        for line in r.remarks:
+            sys.stderr.write(f"  {line}\n")
+
+
+def _pipeline_text(args) -> str:
+    if args.passes:
+        return args.passes
+    if args.opt_level is not None or args.explain_fusion:
+        from passes import pipeline_for
+        return pipeline_for(2 if args.opt_level is None else args.opt_level)
+    return ""
 
 
 def _instruments(args, dump_dir: Optional[str]) -> list:
@@ -89,6 +119,7 @@ def _instruments(args, dump_dir: Optional[str]) -> list:
 
 
 def _run_opt(args) -> int:
+    args.passes = _pipeline_text(args)
     try:
         build_pipeline(args.passes)       # report a bad pipeline before reading any file
     except PipelineError as e:
@@ -104,6 +135,8 @@ def _run_opt(args) -> int:
         dump_dir = args.dump_dir and (os.path.join(args.dump_dir, stem) if several
                                       else args.dump_dir)
         result = PassManager(args.passes, _instruments(args, dump_dir)).run(graph)
+        if args.explain_fusion:
+            _explain_fusion(result)
         if args.output:
             target = os.path.join(args.output, os.path.basename(path)) if several else args.output
             save_gir(result.graph, target, show_locs=not args.no_locs)

@@ -165,6 +165,11 @@ class _Fuser:
                 v = self.nodes[cur].outputs[0]
                 us = self._users_of_value(v)
                 if id(v) in self.outputs or len(us) != 1:
+                    if cur == i:
+                        why = ("its result is a graph output" if id(v) in self.outputs else
+                               f"its result has {len(us)} consumers")
+                        self.refusals[i] = (f"no epilogue: {why}, and the {n.op} kernel "
+                                            f"stores one value")
                     break
                 u = us[0]
                 un = self.nodes[u]
