@@ -101,6 +101,9 @@ class NodeContext:
         v = self.value(i)
         if isinstance(v, Const):
             return v.array
+        known = self.importer.evaluate(v)
+        if known is not None:
+            return known
         roots = self.importer.data_roots(self.inputs[i])
         source = (f"graph input(s) {', '.join(roots)}" if roots else "runtime data")
         hint = (f"; bind {', '.join(roots)} with import_model(..., constants={{...}}) to "

@@ -117,7 +117,28 @@ class Importer:
                 self._import_node(node, index)
             for vi in g.output:
                 self._graph_output(vi)
+        self._sweep()
         return self.graph
+
+    def _sweep(self) -> None:
+        """Drop nodes and params only used to compute shape operands now known as constants
+        (pure nodes whose results nothing uses)."""
+        g = self.graph
+        live = {id(v) for v in g.outputs}
+        kept = []
+        for node in reversed(g.nodes):
+            if get_op(node.op).purity == "pure" and not any(id(v) in live
+                                                            for v in node.outputs):
+                continue
+            kept.append(node)
+            live.update(id(v) for v in node.inputs)
+        g.nodes = kept[::-1]
+        unused = [v for v in g.inputs if v.role == "param" and id(v) not in live]
+        for v in unused:
+            g.inputs.remove(v)
+            g.initializers.pop(v.name, None)
+        for k, v in enumerate(g.inputs):
+            v.index = k
 
     @staticmethod
     def _default_opset(model) -> int:
@@ -204,7 +225,8 @@ class Importer:
                             ctx.loc) from None
 
     def data_roots(self, name: str) -> list:
-        """The graph data inputs value `name` is computed from (sorted)."""
+        """The graph data inputs whose values value `name` is computed from (sorted); Shape
+        and Size read only an input's (static or symbolic) shape, not its values."""
         roots, seen, stack = set(), set(), [name]
         while stack:
             n = stack.pop()
@@ -214,9 +236,46 @@ class Importer:
             if n in self.data_inputs:
                 roots.add(n)
             node = self.producers.get(n)
-            if node is not None:
+            if node is not None and node.op_type not in ("Shape", "Size"):
                 stack.extend(i for i in node.input if i)
         return sorted(roots)
+
+    def evaluate(self, t: Tensor) -> Optional[np.ndarray]:
+        """The value of `t` when it depends on no data input (only constants and the initial
+        values of params), computed with the ops' references; else None. This is how a shape
+        operand computed from a parameter's initializer is known at import time, while every
+        other use of that parameter stays trainable."""
+        needed, stack, seen = [], [t.value], set()
+        while stack:
+            v = stack.pop()
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if v.producer is None:
+                if v.role == "input" or v.name not in self.graph.initializers:
+                    return None
+                continue
+            node = v.producer
+            if get_op(node.op).purity != "pure" or not all(
+                    isinstance(d, int) for d in v.type.shape):
+                return None
+            needed.append(node)
+            stack.extend(node.inputs)
+        values = {id(v): self.graph.initializers[v.name] for v in self.graph.inputs
+                  if v.name in self.graph.initializers}
+        order = {id(n): k for k, n in enumerate(self.graph.nodes)}
+        for node in sorted(set(needed), key=lambda n: order[id(n)]):
+            opdef = get_op(node.op)
+            attrs = resolve_attrs(opdef, node.attrs, {}, dt.f32)
+            try:
+                with np.errstate(all="ignore"):
+                    result = opdef.reference([values[id(v)] for v in node.inputs], attrs)
+            except GraphcError:
+                return None
+            results = result if isinstance(result, (tuple, list)) else (result,)
+            for v, arr in zip(node.outputs, results):
+                values[id(v)] = np.asarray(arr)
+        return values[id(t.value)]
 
     def materialize(self, c: Const) -> Tensor:
         """A Const as a Tensor: a parameter, a constant node, or dims computed at runtime."""
