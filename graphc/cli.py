@@ -1,6 +1,7 @@
 """The `graphc` command line.
 
     graphc opt FILE.gir [FILE2.gir ...] --passes=shape-infer,dce [--print-after-change] ...
+    graphc compile MODEL.onnx [-O2] [--export DIR] [--print-after-all] ...
     graphc opt FILE.gir -O2 --explain-fusion     fused groups and refusals with reasons
     graphc passes            the registered passes and their options
     graphc ops [NAME]        the op registry (inputs, attributes, fusion kind, purity)
@@ -38,13 +39,8 @@ class UsageError(Exception):
 
 # -- graphc opt --------------------------------------------------------------------------------
 
-def _opt_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE.gir", help="IR files to optimize")
-    p.add_argument("--passes", default="", metavar="PIPELINE",
-                   help='pass pipeline, e.g. "shape-infer,dce" or "simplify{fast-math=true}"')
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="write the result here (a directory when several files are given) "
-                        "instead of printing it")
+def _instrument_arguments(p: argparse.ArgumentParser) -> None:
+    """The pass-instrument options shared by `opt` and `compile`."""
     p.add_argument("--print-before-all", action="store_true", help="print the IR before each pass")
     p.add_argument("--print-before", metavar="NAMES", help="print the IR before the named passes")
     after = p.add_mutually_exclusive_group()
@@ -64,6 +60,16 @@ def _opt_arguments(p: argparse.ArgumentParser) -> None:
                    help="run the reference interpreter on random inputs after each pass and "
                         "name the first pass that changes the outputs")
     p.add_argument("--no-locs", action="store_true", help="print IR without source locations")
+
+
+def _opt_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE.gir", help="IR files to optimize")
+    p.add_argument("--passes", default="", metavar="PIPELINE",
+                   help='pass pipeline, e.g. "shape-infer,dce" or "simplify{fast-math=true}"')
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="write the result here (a directory when several files are given) "
+                        "instead of printing it")
+    _instrument_arguments(p)
     p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2, 3), default=None,
                    help="use the default pipeline of this optimisation level (when --passes "
                         "is not given)")
@@ -151,6 +157,75 @@ def _run_opt(args) -> int:
 
 register_command("opt", "run a pass pipeline over .gir files and print (or save) the result",
                  _opt_arguments, _run_opt)
+
+
+# -- graphc compile -----------------------------------------------------------------------------
+
+def _compile_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="an ONNX model (.onnx) or graphc IR (.gir)")
+    p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2, 3), default=2,
+                   help="optimisation level: its pass pipeline and LLVM level (default 2)")
+    p.add_argument("--passes", default=None, metavar="PIPELINE",
+                   help="run this pass pipeline instead of the -O level's")
+    p.add_argument("--frozen", action="store_true",
+                   help="ONNX initializers become constants instead of trainable params")
+    p.add_argument("--export", metavar="DIR",
+                   help="write the final IR (MODEL.gir and its weights), its optimised LLVM IR "
+                        "(MODEL.ll) and the native object code (MODEL.o) to DIR")
+    _instrument_arguments(p)
+
+
+def _load_model(path: str, frozen: bool):
+    if path.endswith(".gir"):
+        return load_gir(path)
+    from graphc.onnx import import_model     # needs the onnx extra; says so if missing
+    return import_model(path, frozen=frozen)
+
+
+def _run_compile(args) -> int:
+    import time
+
+    from graphc.compiler import compile as compile_graph
+    from passes import pipeline_for
+    text = args.passes if args.passes is not None else pipeline_for(args.opt_level)
+    try:
+        build_pipeline(text)
+    except PipelineError as e:
+        raise UsageError(str(e)) from None
+    graph = _load_model(args.model, args.frozen)
+    imported = len(graph.nodes)
+    result = PassManager(text, _instruments(args, args.dump_dir)).run(graph)
+    start = time.perf_counter()
+    exe = compile_graph(result.graph, opt_level=args.opt_level, pipeline="")
+    seconds = time.perf_counter() - start
+    g = result.graph
+    params = [v for v in g.inputs if v.role != "input"]
+    nbytes = sum(int(g.initializers[v.name].nbytes) for v in params if v.name in g.initializers)
+    out = sys.stdout
+    out.write(f"{args.model}: graph @{g.name}\n")
+    for v in g.inputs_with_role("input"):
+        out.write(f"  input   {v.name}: {v.type}\n")
+    for name, v in zip(g.output_names, g.outputs):
+        out.write(f"  output  {name}: {v.type}\n")
+    out.write(f"  params  {len(params)} ({nbytes / 1024:.1f} KiB)\n")
+    out.write(f"  nodes   {imported} imported, {len(g.nodes)} after passes "
+              f"({text or 'no passes'})\n")
+    out.write(f"  native  compiled in {seconds:.2f} s at -O{args.opt_level}\n")
+    if args.export:
+        os.makedirs(args.export, exist_ok=True)
+        stem = os.path.join(args.export, os.path.splitext(os.path.basename(args.model))[0])
+        save_gir(g, stem + ".gir", show_locs=not args.no_locs)
+        with open(stem + ".ll", "w") as f:
+            f.write(exe.llvm_ir)
+        with open(stem + ".o", "wb") as f:
+            f.write(exe.compiled.jit.object_code())
+        out.write(f"  wrote   {stem}.gir, {stem}.ll, {stem}.o\n")
+    out.flush()
+    return 0
+
+
+register_command("compile", "import a model (.onnx or .gir), optimise it and compile it to "
+                 "native code; optionally export the results", _compile_arguments, _run_compile)
 
 
 # -- graphc passes / graphc ops ----------------------------------------------------------------

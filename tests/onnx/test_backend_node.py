@@ -1,9 +1,9 @@
 """ONNX's backend node tests (onnx.backend.test) driven through graphc.onnx.backend.
 
 Every in-scope case (see onnx_backend_cases: the issue's ops, float32 forms) is imported,
-compiled to native code (graphc.compile at LLVM opt level 1, to keep CI time down; the
-kernels are the same code at a lower optimisation level) and compared with ONNX's expected
-outputs by ONNX's own runner. Documented failures run as expected failures: if one starts
+compiled to native code (graphc.compile at opt_level 1: the -O1 pass pipeline and LLVM -O1,
+to keep CI time down; the kernels are the same code generators) and compared with ONNX's
+expected outputs by ONNX's own runner. Documented failures run as expected failures: if one starts
 passing, or any other case fails, the suite fails.
 """
 import re
@@ -52,3 +52,13 @@ def test_every_in_scope_case_runs_as_a_test():
     found = {name[:-len("_cpu")] for cls in _runner.test_cases.values()
              for name in vars(cls) if name.startswith("test_") and _wanted.match(name)}
     assert found == set(IN_SCOPE)
+
+
+def test_results_file_lists_exactly_the_documented_failures():
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "BACKEND_RESULTS.md")
+    text = open(path).read()
+    assert f"**In scope: {len(IN_SCOPE)}. " in text, "regenerate with make_backend_results.py"
+    failed = set(re.findall(r"^\| FAIL `(\w+)` \| (.+) \|$", text, re.M))
+    assert failed == set(cases.KNOWN_FAILURES.items())
+    assert "UNEXPECTED" not in text
