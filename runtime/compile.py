@@ -28,6 +28,7 @@ from ir.equality import structural_hash
 from ir.graph import Graph
 
 from . import abi, objcache
+from . import profile as profiling
 from . import codegen  # noqa: F401  (registers every lowering)
 from .codegen.module_builder import build_module, check_lowerings
 from .jit import JitModule
@@ -41,9 +42,10 @@ ARENA_BYTES_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
 @dataclass(frozen=True)
 class CompileOptions:
     opt_level: int = 2
+    profile: bool = False          # per-kernel cycle counters (runtime/profile.py)
 
     def key(self) -> tuple:
-        return (self.opt_level,)
+        return (self.opt_level, self.profile)
 
 
 @dataclass
@@ -56,6 +58,7 @@ class CompiledGraph:
     arena_bytes_fn: object
     options: CompileOptions
     timings: dict = field(default_factory=dict)
+    profile_counters: object = None      # int64 [kernels + 1, 2] (cycles, calls) when profiling
 
     @property
     def llvm_ir(self) -> str:
@@ -128,14 +131,17 @@ def cache_key(graph: Graph, target: Target, options: CompileOptions) -> tuple:
 
 
 def compile_graph(graph: Graph, opt_level: int = 2, target: Optional[Target] = None,
-                  cache: bool = True) -> CompiledGraph:
-    """Compile `graph` for `target` (the host by default); reuse a cached result if any."""
+                  cache: bool = True, profile: Optional[bool] = None) -> CompiledGraph:
+    """Compile `graph` for `target` (the host by default); reuse a cached result if any.
+    `profile` (default: the GRAPHC_PROFILE environment variable) adds per-kernel timing
+    counters: `Executable.profile()` reports them, and with GRAPHC_PROFILE=1 every profiled
+    graph that ran prints its report to stderr at exit."""
     if not isinstance(graph, Graph):
         raise CompileError(f"compile expects an ir.Graph, found {type(graph).__name__}")
     if opt_level not in (0, 1, 2, 3):
         raise CompileError(f"opt_level must be 0, 1, 2 or 3, found {opt_level!r}")
     target = target or host_target()
-    options = CompileOptions(opt_level)
+    options = CompileOptions(opt_level, profiling.enabled() if profile is None else profile)
     if not cache:
         return _compile(graph, target, options)
     return COMPILE_CACHE.get_or_compile(cache_key(graph, target, options),
@@ -153,12 +159,13 @@ def _compile(graph: Graph, target: Target, options: CompileOptions) -> CompiledG
         if obj is not None:
             try:
                 jit = JitModule.from_object(obj, target, options.opt_level,
-                                            lambda: str(build_module(graph, plan, target)))
+                                            lambda: str(build_module(graph, plan, target,
+                                                                     options.profile)))
             except RuntimeError:          # unloadable entry: rebuild and overwrite it
                 jit = None
     t1 = time.perf_counter()
     if jit is None:
-        text = str(build_module(graph, plan, target))
+        text = str(build_module(graph, plan, target, options.profile))
         t1 = time.perf_counter()
         jit = JitModule(text, target, options.opt_level)
         if disk_key is not None:
@@ -167,4 +174,8 @@ def _compile(graph: Graph, target: Target, options: CompileOptions) -> CompiledG
     arena_fn = ARENA_BYTES_TYPE(jit.address(abi.ARENA_BYTES_NAME))
     table = abi.ArgTable(len(plan.data_inputs), len(plan.returned), len(plan.params))
     timings = dict(build_ir=t1 - t0, **jit.timings, total=time.perf_counter() - t0)
-    return CompiledGraph(graph, plan, table, jit, entry, arena_fn, options, timings)
+    compiled = CompiledGraph(graph, plan, table, jit, entry, arena_fn, options, timings)
+    if options.profile:
+        compiled.profile_counters = profiling.counters(jit, len(plan.kernel_nodes) + 1)
+        profiling.track(compiled)
+    return compiled

@@ -37,6 +37,7 @@ from ir.graph import Graph
 from ir.symbolic import evaluate
 
 from . import abi
+from . import profile as profiling
 from .arguments import ArgumentChecker, check_out_array
 from .compile import CompiledGraph
 from .params import ParamStore, aligned_empty, data_address
@@ -213,6 +214,14 @@ class Executable:
         self._params.set(values)
 
     # -- study ---------------------------------------------------------------------------------
+    def profile(self):
+        """Time per kernel node over the calls so far (runtime/profile.py); the graph must
+        have been compiled with profiling (GRAPHC_PROFILE=1)."""
+        return profiling.report(self.compiled)
+
+    def reset_profile(self) -> None:
+        profiling.reset(self.compiled)
+
     @property
     def llvm_ir(self) -> str:
         """Optimised LLVM IR of the module."""

@@ -43,7 +43,7 @@ class JitModule:
     def __init__(self, ir_text: str, target: Target, opt_level: int = 2):
         initialise_llvm()
         _load_libm()
-        threads.load_gomp()
+        threads.ensure_pool()
         self.target = target
         self.opt_level = opt_level
         self._ir_source, self._ir_optimized, self._asm = None, None, None
@@ -77,7 +77,7 @@ class JitModule:
         Raises RuntimeError if LLVM cannot load the object (the caller rebuilds)."""
         initialise_llvm()
         _load_libm()
-        threads.load_gomp()
+        threads.ensure_pool()
         self = cls.__new__(cls)
         self.target, self.opt_level, self.timings = target, opt_level, {}
         self._ir_source, self._ir_unoptimized, self._ir_optimized, self._asm = (
@@ -97,7 +97,7 @@ class JitModule:
             self.engine.finalize_object()
             self.threads_address = (self.engine.get_global_value_address(
                 threads.NUM_THREADS_GLOBAL) if has_threads else 0)
-            threads.set_module_threads(self.threads_address)
+        threads.set_module_threads(self.threads_address)
 
     @property
     def ir_unoptimized(self) -> str:
@@ -138,6 +138,11 @@ class JitModule:
         if missing:
             raise CompileError(f"native code needs symbol(s) {', '.join(missing)} that this "
                                "process does not provide (libm not found?)")
+
+    def global_address(self, name: str) -> int:
+        """Address of a global variable of the module (0 when it has none by that name)."""
+        with LLVM_LOCK:
+            return self.engine.get_global_value_address(name)
 
     def address(self, name: str) -> int:
         with LLVM_LOCK:

@@ -1,27 +1,25 @@
-"""Threads inside the generated code: parallel regions on libgomp's persistent pool.
+"""Threads inside the generated code: parallel regions on graphc's own pool (runtime/pool.py).
 
 Python side: how many threads (`num_threads()`: GRAPHC_NUM_THREADS, else the CPUs this
-process may run on), loading libgomp once, and writing the count into each compiled module.
+process may run on), starting the pool once, and writing the count into each compiled module.
 
 IR side: `emit_parallel(b, worker, ctx, n_items, work)` runs `void worker(ptr ctx)` on the
-team. Workers hand out items dynamically (`next_item`: an atomic counter in the context), so
-a thread that arrives late or is slowed by another process simply takes fewer items; the
-calling thread is one of the team (GOMP_parallel runs the worker on it too). A region whose
-estimated single-thread work is below `MIN_PARALLEL_NS` (or that has one item, or when the
-thread count is 1) calls the worker directly: no pool involved.
-
-libgomp's idle threads spin briefly and then sleep on a futex (GOMP_SPINCOUNT; libgomp
-throttles the spin itself when there are more threads than CPUs). The count is capped at the
-CPUs available, so regions never oversubscribe the machine.
+calling thread and the pool's workers (`graphc_parallel`). Workers hand out items
+dynamically (`next_item`: an atomic counter in the context), so a thread that arrives late
+or is slowed by another process simply takes fewer items, and the caller waits only for the
+workers that actually joined. A region whose estimated single-thread work is below
+`MIN_PARALLEL_NS` (or that has one item, or when the thread count is 1) calls the worker
+directly: no pool involved. The count is capped at the CPUs available, so regions never
+oversubscribe the machine.
 """
 from __future__ import annotations
 
-import ctypes.util
+import ctypes
 import os
-import threading
 
-import llvmlite.binding as llvm
 import llvmlite.ir as ir
+
+from . import pool
 
 I32, I64, PTR = ir.IntType(32), ir.IntType(64), ir.PointerType()
 
@@ -30,13 +28,10 @@ def _declare(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function
     found = module.globals.get(name)
     return found if found is not None else ir.Function(module, fnty, name=name)
 
+
 NUM_THREADS_GLOBAL = "graphc_num_threads"
 MIN_PARALLEL_NS = 20_000          # below ~20 us of single-thread work a region stays serial
 ENV_VAR = "GRAPHC_NUM_THREADS"
-DEFAULT_SPINCOUNT = "30000"       # ~tens of us of spinning before an idle worker sleeps
-
-_lock = threading.Lock()
-_gomp_loaded = None
 
 
 def available_cpus() -> int:
@@ -61,26 +56,19 @@ def num_threads() -> int:
     return cpus
 
 
-def load_gomp() -> bool:
-    """Make libgomp's symbols visible to JIT code (once). False when it is not installed:
-    modules then run every region on the calling thread."""
-    global _gomp_loaded
-    with _lock:
-        if _gomp_loaded is None:
-            os.environ.setdefault("GOMP_SPINCOUNT", DEFAULT_SPINCOUNT)
-            path = ctypes.util.find_library("gomp") or "libgomp.so.1"
-            try:
-                llvm.load_library_permanently(path)
-                _gomp_loaded = bool(llvm.address_of_symbol("GOMP_parallel"))
-            except RuntimeError:
-                _gomp_loaded = False
-        return _gomp_loaded
+def ensure_pool(threads: int = None) -> int:
+    """Start the process's thread pool (once) with enough workers for `threads` threads
+    (default `num_threads()`); its `graphc_parallel` then links into every module. Returns
+    the number of workers."""
+    return pool.POOL.ensure(max(0, (threads or num_threads()) - 1))
 
 
 def set_module_threads(address: int, count: int = None) -> None:
     """Write the thread count into a loaded module's `graphc_num_threads` global."""
     if address:
-        ctypes.c_int32.from_address(address).value = count or num_threads()
+        count = min(count or num_threads(), available_cpus())
+        ensure_pool(count)
+        ctypes.c_int32.from_address(address).value = count
 
 
 def set_threads(executable, count=None) -> None:
@@ -112,20 +100,17 @@ def emit_parallel(b: ir.IRBuilder, worker: ir.Function, ctx: ir.Value, n_items: 
     slot the workers' `next_item` reads) is reset to 0 first."""
     module = b.module
     b.store(ir.Constant(I64, 0), counter, align=8)
-    if not load_gomp():                            # no libgomp here: every region is serial
-        b.call(worker, [ctx])
-        return
     threads = b.load(threads_global(module), typ=I32, align=4)
     wide = b.and_(b.icmp_signed(">", threads, ir.Constant(I32, 1)),
                   b.and_(b.icmp_signed(">", n_items, ir.Constant(I64, 1)),
                          b.icmp_signed(">=", work_ns, ir.Constant(I64, MIN_PARALLEL_NS))))
     with b.if_else(wide) as (team, alone):
         with team:
-            gomp = _declare(module, "GOMP_parallel",
-                            ir.FunctionType(ir.VoidType(), [PTR, PTR, I32, I32]))
+            run = _declare(module, pool.PARALLEL_SYMBOL,
+                           ir.FunctionType(ir.VoidType(), [PTR, PTR, I32]))
             used = b.select(b.icmp_signed("<", n_items, b.sext(threads, I64)),
                             b.trunc(n_items, I32), threads)
-            b.call(gomp, [worker, ctx, used, ir.Constant(I32, 0)])
+            b.call(run, [worker, ctx, used])
         with alone:
             b.call(worker, [ctx])
 

@@ -76,7 +76,14 @@ def emit_arena_layout(b: ir.IRBuilder, plan: BufferPlan, symbol_values: dict):
     return offsets, total
 
 
-def build_module(graph: Graph, plan: BufferPlan, target) -> ir.Module:
+PROFILE_GLOBAL = "graphc_profile"
+
+
+def build_module(graph: Graph, plan: BufferPlan, target, profile: bool = False) -> ir.Module:
+    """The module of `graph`. `profile`: the entry reads the cycle counter around every
+    kernel call and adds (cycles, calls) into the exported i64 array `graphc_profile`
+    (two words per kernel node, in `plan.kernel_nodes` order, then two for the final
+    copies); runtime/profile.py turns it into a per-node report."""
     module = ir.Module(name=graph.name)
     module.triple = target.triple
     module.data_layout = target.data_layout()
@@ -122,7 +129,18 @@ def build_module(graph: Graph, plan: BufferPlan, target) -> ir.Module:
         return (v.type.dtype, v.type.shape, plan.alignment(home, v.type.dtype))
 
     syms_in_order = [symbol_values[s] for s in plan.symbols]
-    for i in plan.kernel_nodes:
+    counters = _profile_counters(module, len(plan.kernel_nodes) + 1) if profile else None
+    clock = (h.declare(module, "llvm.readcyclecounter", h.I64, []) if profile else None)
+
+    base = counters
+    def account(slot: int, start: ir.Value) -> None:
+        """counters[slot] += (now - start) cycles, one more call (non-atomic: a profile)."""
+        spent = b.sub(b.call(clock, []), start)
+        for word, inc in ((2 * slot, spent), (2 * slot + 1, h.i64(1))):
+            p = b.gep(base, [h.i64(word)], inbounds=True, source_etype=h.I64)
+            b.store(b.add(b.load(p, typ=h.I64, align=8), inc), p, align=8)
+
+    for slot, i in enumerate(plan.kernel_nodes):
         node = graph.nodes[i]
         kb = KernelBuilder(ctx, f"k{i}.{node.op}", [spec(v) for v in node.inputs],
                            [spec(v) for v in node.outputs])
@@ -134,7 +152,10 @@ def build_module(graph: Graph, plan: BufferPlan, target) -> ir.Module:
         kb.finish()
         call_args = [errinfo] + syms_in_order + [pointer(plan.home[v])
                                                  for v in node.inputs + node.outputs]
+        start = b.call(clock, []) if profile else None
         status = b.call(kb.function, call_args, name=f"status{i}")
+        if profile:
+            account(slot, start)
         failed = entry.append_basic_block(f"node{i}.failed")
         ok = entry.append_basic_block(f"node{i}.ok")
         b.cbranch(b.icmp_signed("!=", status, h.i32(0)), failed, ok)
@@ -145,14 +166,26 @@ def build_module(graph: Graph, plan: BufferPlan, target) -> ir.Module:
         nbytes = eval_dim(b, v_type.nbytes, symbol_values)
         h.memcpy(b, dst, pointer(src_home), nbytes)
 
+    start = b.call(clock, []) if profile else None
     for v, k in plan.output_copies:
         copy(ptrs[OUTPUT][k], plan.home[v], v.type)
     for v, slot in plan.snapshots:
         copy(ptrs[ARENA][slot], plan.home[v], v.type)
     for src_home, dtype, shape, p in plan.update_copies:
         copy(ptrs[PARAM][p], src_home, plan.params[p].type)
+    if profile:
+        account(len(plan.kernel_nodes), start)
     b.ret(h.i32(0))
     return module
+
+
+def _profile_counters(module: ir.Module, slots: int) -> ir.GlobalVariable:
+    typ = ir.ArrayType(h.I64, 2 * slots)
+    g = ir.GlobalVariable(module, typ, name=PROFILE_GLOBAL)
+    g.initializer = ir.Constant(typ, [h.i64(0)] * (2 * slots))
+    g.align = 64
+    g.type = h.PTR                             # opaque: geps give element pointers
+    return g
 
 
 def _allow_in_place(kb: KernelBuilder, homes: list, n_symbols: int) -> None:

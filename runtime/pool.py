@@ -1,0 +1,383 @@
+"""graphc's thread pool, generated in LLVM IR: persistent workers that never hold a caller up.
+
+Generated modules run a parallel region with
+
+    void graphc_parallel(void (*fn)(void *), void *ctx, int32_t threads)
+
+which runs `fn(ctx)` on the calling thread AND on up to `threads - 1` pool workers. `fn`
+hands out work items itself (an atomic counter in `ctx`), so every participant takes items
+until none are left. The point of this pool (versus libgomp's) is what the caller waits
+for: only the workers that actually JOINED the region. A worker that is asleep, or
+descheduled because another process holds its core, simply never joins (the caller and the
+others do its share); libgomp's end-of-region barrier waited for it, and a 2 us region took
+milliseconds on a busy machine.
+
+Protocol (one 64-bit `state` word, so joining and closing are linearisable):
+
+    state = generation << 32 | CLOSED bit | number of workers inside the region
+
+- caller: try-lock the pool (a busy flag; when another thread holds it, e.g. two Python
+  threads calling executables at once or a region inside a region, it just runs `fn(ctx)`
+  itself: never waits, never oversubscribes); write fn/ctx/limit; store state = (gen+1) << 32
+  (open, nobody inside); bump `seq` and FUTEX_WAKE if a worker sleeps; run `fn(ctx)`; set
+  CLOSED (atomic or, which returns how many joined); wait until the count drops to 0
+  (spin, then sched_yield); release the lock.
+- worker: when it sees a new generation that is open and below the limit, it joins with a
+  compare-and-swap (count + 1), runs `fn(ctx)`, and leaves (count - 1). A worker that sees a
+  closed region just records its generation. Idle workers spin for SPIN_US (reading the cycle
+  counter), then sleep in FUTEX_WAIT on `seq` (counted in `sleepers`, so a caller pays for a
+  wake-up syscall only when someone sleeps; seq_cst on both sides rules out a lost wake-up).
+
+The pool is ONE per process: compiled once (its own MCJIT engine), its `graphc_parallel`
+registered with `llvm.add_symbol` so every generated module (fresh or loaded from the object
+cache) links against it. Workers are pthreads created from native code, so they never touch
+the GIL. After fork() the child's pool is reset and restarted (the parent's workers do not
+exist there).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+
+import llvmlite.binding as llvm
+import llvmlite.ir as ir
+
+from .target import LLVM_LOCK, host_target, initialise_llvm
+
+PARALLEL_SYMBOL = "graphc_parallel"
+SPIN_US = 60              # an idle worker spins this long before it sleeps
+WAIT_SPINS = 4000         # caller: pause-spins before it starts yielding to the scheduler
+_SYS_FUTEX = 202          # x86-64 Linux
+_FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
+_CLOSED = 1 << 31
+_COUNT_MASK = _CLOSED - 1
+
+I1, I32, I64, PTR = ir.IntType(1), ir.IntType(32), ir.IntType(64), ir.PointerType()
+VOID = ir.VoidType()
+
+
+def _c(typ, v):
+    return ir.Constant(typ, v)
+
+
+class _CalleePointer(ir.PointerType):
+    """An opaque `ptr` that remembers its function type: llvmlite needs one to emit an
+    indirect call, and typed pointers would print as `void (ptr)*`, which LLVM rejects."""
+
+    def __init__(self, fnty: ir.FunctionType):
+        super().__init__()
+        self.pointee = fnty
+
+
+class _PoolIR:
+    """The pool module's IR (globals + functions), built with llvmlite.ir."""
+
+    def __init__(self, triple: str, data_layout: str):
+        m = self.module = ir.Module(name="graphc_pool")
+        m.triple, m.data_layout = triple, data_layout
+        self.x86 = triple.startswith(("x86_64", "i386", "i686"))
+
+        def glob(name, typ, value=0):
+            g = ir.GlobalVariable(m, typ, name=f"graphc_pool.{name}")
+            g.initializer = _c(typ, value)
+            g.align = 64 if typ is I64 else 4
+            return g
+        self.state = glob("state", I64, _CLOSED)
+        self.seq = glob("seq", I32)
+        self.sleepers = glob("sleepers", I32)
+        self.busy = glob("busy", I32)
+        self.fn = glob("fn", I64)
+        self.ctx = glob("ctx", I64)
+        self.limit = glob("limit", I32)          # helpers allowed into the current region
+        self.spin_cycles = glob("spin_cycles", I64, 200_000)
+        self.workers = glob("workers", I32)
+        self.syscall = ir.Function(m, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
+        self.sched_yield = ir.Function(m, ir.FunctionType(I32, []), "sched_yield")
+        self.rdcycle = ir.Function(m, ir.FunctionType(I64, []), "llvm.readcyclecounter")
+        self.task_type = ir.FunctionType(VOID, [PTR])
+        self._worker_main()
+        self._parallel()
+        self._cycles()
+        self._start()
+        self._reset()
+
+    # helpers ----------------------------------------------------------------------------------
+    def pause(self, b):
+        if self.x86:
+            b.asm(ir.FunctionType(VOID, []), "pause", "~{memory}", [], True)
+
+    def futex(self, b, op, value):
+        b.call(self.syscall, [_c(I64, _SYS_FUTEX), self.seq, _c(I32, op), value,
+                              _c(PTR, None), _c(PTR, None), _c(I32, 0)])
+
+    def load(self, b, g, typ, order="seq_cst"):
+        return b.load_atomic(g, order, 8 if typ is I64 else 4, typ=typ)
+
+    # void *worker_main(void *) ------------------------------------------------------------------
+    def _worker_main(self):
+        fn = ir.Function(self.module, ir.FunctionType(PTR, [PTR]), "graphc_pool_worker")
+        blocks = {n: fn.append_basic_block(n) for n in
+                  ("entry", "poll", "fresh", "tryjoin", "joined", "skip", "idle", "sleep")}
+        b = ir.IRBuilder(blocks["entry"])
+        seen = b.alloca(I64, name="seen")               # last generation handled
+        spin_start = b.alloca(I64, name="spin.start")
+        b.store(b.lshr(self.load(b, self.state, I64), _c(I64, 32)), seen)
+        b.store(b.call(self.rdcycle, []), spin_start)
+        b.branch(blocks["poll"])
+
+        b.position_at_end(blocks["poll"])
+        s = self.load(b, self.state, I64, "acquire")
+        gen = b.lshr(s, _c(I64, 32))
+        b.cbranch(b.icmp_unsigned("!=", gen, b.load(seen, typ=I64)), blocks["fresh"],
+                  blocks["idle"])
+
+        b.position_at_end(blocks["fresh"])                 # a region we have not handled
+        count = b.trunc(b.and_(s, _c(I64, _COUNT_MASK)), I32)
+        closed = b.icmp_unsigned("!=", b.and_(s, _c(I64, _CLOSED)), _c(I64, 0))
+        full = b.icmp_unsigned(">=", count, self.load(b, self.limit, I32, "acquire"))
+        b.cbranch(b.or_(closed, full), blocks["skip"], blocks["tryjoin"])
+
+        b.position_at_end(blocks["tryjoin"])
+        pair = b.cmpxchg(self.state, s, b.add(s, _c(I64, 1)), "acq_rel", "acquire")
+        b.cbranch(b.extract_value(pair, 1), blocks["joined"], blocks["poll"])
+
+        b.position_at_end(blocks["joined"])
+        b.store(gen, seen)
+        task = b.inttoptr(self.load(b, self.fn, I64, "monotonic"), _CalleePointer(self.task_type))
+        ctx = b.inttoptr(self.load(b, self.ctx, I64, "monotonic"), PTR)
+        b.call(task, [ctx])
+        b.atomic_rmw("sub", self.state, _c(I64, 1), "release")
+        b.store(b.call(self.rdcycle, []), spin_start)
+        b.branch(blocks["poll"])
+
+        b.position_at_end(blocks["skip"])                  # closed or full: not ours
+        b.store(gen, seen)
+        b.branch(blocks["poll"])
+
+        b.position_at_end(blocks["idle"])
+        waited = b.sub(b.call(self.rdcycle, []), b.load(spin_start, typ=I64))
+        spin_more = b.icmp_unsigned("<", waited, self.load(b, self.spin_cycles, I64, "monotonic"))
+        spin = fn.append_basic_block("spin")
+        b.cbranch(spin_more, spin, blocks["sleep"])
+        b.position_at_end(spin)
+        self.pause(b)
+        b.branch(blocks["poll"])
+
+        b.position_at_end(blocks["sleep"])
+        b.atomic_rmw("add", self.sleepers, _c(I32, 1), "seq_cst")
+        seq = self.load(b, self.seq, I32)
+        s2 = self.load(b, self.state, I64)
+        fresh = b.icmp_unsigned("!=", b.lshr(s2, _c(I64, 32)), b.load(seen, typ=I64))
+        nap = fn.append_basic_block("nap")
+        woke = fn.append_basic_block("woke")
+        b.cbranch(fresh, woke, nap)
+        b.position_at_end(nap)
+        self.futex(b, _FUTEX_WAIT_PRIVATE, seq)
+        b.branch(woke)
+        b.position_at_end(woke)
+        b.atomic_rmw("sub", self.sleepers, _c(I32, 1), "seq_cst")
+        b.store(b.call(self.rdcycle, []), spin_start)
+        b.branch(blocks["poll"])
+        self.worker_main = fn
+
+    # void graphc_parallel(fn, ctx, threads) -----------------------------------------------------
+    def _parallel(self):
+        fn = ir.Function(self.module, ir.FunctionType(
+            VOID, [_CalleePointer(self.task_type), PTR, I32]), PARALLEL_SYMBOL)
+        task, ctx, threads = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        alone = fn.append_basic_block("alone")
+        team = fn.append_basic_block("team")
+        helpers = b.sub(threads, _c(I32, 1))
+        workers = self.load(b, self.workers, I32, "monotonic")
+        helpers = b.select(b.icmp_signed("<", helpers, workers), helpers, workers)
+        want = b.icmp_signed(">", helpers, _c(I32, 0))
+        lock = fn.append_basic_block("lock")
+        b.cbranch(want, lock, alone)
+        b.position_at_end(lock)
+        got = b.extract_value(b.cmpxchg(self.busy, _c(I32, 0), _c(I32, 1), "acquire",
+                                        "monotonic"), 1)
+        b.cbranch(got, team, alone)
+
+        b.position_at_end(alone)
+        b.call(task, [ctx])
+        b.ret_void()
+
+        b.position_at_end(team)
+        b.store_atomic(b.ptrtoint(task, I64), self.fn, "monotonic", 8)
+        b.store_atomic(b.ptrtoint(ctx, I64), self.ctx, "monotonic", 8)
+        b.store_atomic(helpers, self.limit, "monotonic", 4)
+        old = self.load(b, self.state, I64, "monotonic")
+        gen = b.add(b.lshr(old, _c(I64, 32)), _c(I64, 1))
+        b.store_atomic(b.shl(gen, _c(I64, 32)), self.state, "seq_cst", 8)   # open, 0 inside
+        b.atomic_rmw("add", self.seq, _c(I32, 1), "seq_cst")
+        sleeping = self.load(b, self.sleepers, I32)
+        wake = fn.append_basic_block("wake")
+        work = fn.append_basic_block("work")
+        b.cbranch(b.icmp_signed(">", sleeping, _c(I32, 0)), wake, work)
+        b.position_at_end(wake)
+        self.futex(b, _FUTEX_WAKE_PRIVATE, helpers)
+        b.branch(work)
+
+        b.position_at_end(work)
+        b.call(task, [ctx])
+        b.atomic_rmw("or", self.state, _c(I64, _CLOSED), "seq_cst")      # nobody joins now
+        spins = b.alloca(I32, name="spins")
+        b.store(_c(I32, 0), spins)
+        poll = fn.append_basic_block("drain")
+        done = fn.append_basic_block("done")
+        b.branch(poll)
+        b.position_at_end(poll)
+        inside = b.and_(self.load(b, self.state, I64, "acquire"), _c(I64, _COUNT_MASK))
+        waitb = fn.append_basic_block("drain.wait")
+        b.cbranch(b.icmp_unsigned("==", inside, _c(I64, 0)), done, waitb)
+        b.position_at_end(waitb)
+        n = b.load(spins, typ=I32)
+        b.store(b.add(n, _c(I32, 1)), spins)
+        yield_ = fn.append_basic_block("drain.yield")
+        pause = fn.append_basic_block("drain.pause")
+        b.cbranch(b.icmp_signed(">", n, _c(I32, WAIT_SPINS)), yield_, pause)
+        b.position_at_end(yield_)
+        b.call(self.sched_yield, [])
+        b.branch(poll)
+        b.position_at_end(pause)
+        self.pause(b)
+        b.branch(poll)
+
+        b.position_at_end(done)
+        b.store_atomic(_c(I32, 0), self.busy, "release", 4)
+        b.ret_void()
+
+    def _cycles(self):
+        fn = ir.Function(self.module, ir.FunctionType(I64, []), "graphc_pool_cycles")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        b.ret(b.call(self.rdcycle, []))
+
+    # i32 graphc_pool_start(i32 workers): start workers up to that many; returns how many run --
+    def _start(self):
+        create = ir.Function(self.module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]),
+                             "pthread_create")
+        detach = ir.Function(self.module, ir.FunctionType(I32, [I64]), "pthread_detach")
+        fn = ir.Function(self.module, ir.FunctionType(I32, [I32]), "graphc_pool_start")
+        (want,) = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        tid = b.alloca(I64, name="tid")
+        head = fn.append_basic_block("head")
+        body = fn.append_basic_block("body")
+        ok = fn.append_basic_block("ok")
+        out = fn.append_basic_block("out")
+        b.branch(head)
+        b.position_at_end(head)
+        have = self.load(b, self.workers, I32)
+        b.cbranch(b.icmp_signed("<", have, want), body, out)
+        b.position_at_end(body)
+        rc = b.call(create, [tid, _c(PTR, None), self.worker_main, _c(PTR, None)])
+        b.cbranch(b.icmp_signed("==", rc, _c(I32, 0)), ok, out)
+        b.position_at_end(ok)
+        b.call(detach, [b.load(tid, typ=I64)])
+        b.atomic_rmw("add", self.workers, _c(I32, 1), "seq_cst")
+        b.branch(head)
+        b.position_at_end(out)
+        b.ret(self.load(b, self.workers, I32))
+
+    # void graphc_pool_reset(i64 spin_cycles): a fresh, empty pool (after fork; at load) -----
+    def _reset(self):
+        fn = ir.Function(self.module, ir.FunctionType(VOID, [I64]), "graphc_pool_reset")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        for g, typ, v in ((self.state, I64, _CLOSED), (self.seq, I32, 0),
+                          (self.sleepers, I32, 0), (self.busy, I32, 0), (self.workers, I32, 0)):
+            b.store_atomic(_c(typ, v), g, "seq_cst", 8 if typ is I64 else 4)
+        b.store_atomic(fn.args[0], self.spin_cycles, "seq_cst", 8)
+        b.ret_void()
+
+
+class _Pool:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.engine = None
+        self.start_fn = self.reset_fn = None
+        self.parallel_address = 0
+        self.workers = 0
+
+    def ensure(self, workers: int) -> int:
+        """Compile the pool (once) and make sure `workers` workers run; returns how many do."""
+        with self.lock:
+            if self.engine is None:
+                self._build()
+            if workers > self.workers:
+                self.workers = int(self.start_fn(int(workers)))
+            return self.workers
+
+    def _build(self) -> None:
+        initialise_llvm()
+        target = host_target()
+        with LLVM_LOCK:
+            pool_ir = _PoolIR(target.triple, target.data_layout())
+            mod = llvm.parse_assembly(str(pool_ir.module))
+            mod.verify()
+            engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(2))
+            engine.finalize_object()
+            for name in ("syscall", "sched_yield", "pthread_create", "pthread_detach"):
+                if not llvm.address_of_symbol(name):
+                    raise RuntimeError(f"the thread pool needs {name} from libc")
+            self.parallel_address = engine.get_function_address(PARALLEL_SYMBOL)
+            start = engine.get_function_address("graphc_pool_start")
+            reset = engine.get_function_address("graphc_pool_reset")
+            llvm.add_symbol(PARALLEL_SYMBOL, self.parallel_address)
+        self.engine = engine
+        self.start_fn = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32)(start)
+        self.reset_fn = ctypes.CFUNCTYPE(None, ctypes.c_int64)(reset)
+        self.reset_fn(_spin_cycles())
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # the parent's workers do not exist here: start from an empty pool (lazily refilled)
+        self.lock = threading.Lock()
+        wanted, self.workers = self.workers, 0
+        self.reset_fn(_spin_cycles())
+        if wanted:
+            self.workers = int(self.start_fn(wanted))
+
+
+def _spin_cycles() -> int:
+    """Cycle-counter ticks in SPIN_US microseconds."""
+    return int(ticks_per_us() * SPIN_US)
+
+
+def ticks_per_us() -> float:
+    """The rate of the cycle counter (`llvm.readcyclecounter`: the TSC on x86), measured
+    once against perf_counter."""
+    global _TICKS_PER_US
+    if _TICKS_PER_US is None:
+        fn = _rdtsc()
+        best = None
+        for _ in range(3):
+            c0, t0 = fn(), time.perf_counter()
+            time.sleep(0.002)
+            c1, t1 = fn(), time.perf_counter()
+            rate = (c1 - c0) / ((t1 - t0) * 1e6)
+            best = rate if best is None else max(best, rate)
+        _TICKS_PER_US = best if best and best > 0 else 3000.0
+    return _TICKS_PER_US
+
+
+_TICKS_PER_US = None
+_RDTSC = None
+
+
+def _rdtsc():
+    global _RDTSC
+    if _RDTSC is None:
+        if POOL.engine is None:
+            POOL.ensure(0)
+        addr = POOL.engine.get_function_address("graphc_pool_cycles")
+        if not addr:
+            raise RuntimeError("pool has no cycle counter function")
+        _RDTSC = ctypes.CFUNCTYPE(ctypes.c_int64)(addr)
+    return _RDTSC
+
+
+POOL = _Pool()
