@@ -33,8 +33,6 @@ _DROPOUT_RNG = ("training-mode Dropout draws its mask from graphc's counter-base
                 "test_training_dropout_zero_ratio* pass)")
 
 KNOWN_FAILURES: dict = {
-    "test_convtranspose_3d": "3-D transposed convolution: graphc's convolution primitives are "
-                             "2-D (1-D convolutions import as 2-D over a height of 1)",
     "test_training_dropout": _DROPOUT_RNG,
     "test_training_dropout_default": _DROPOUT_RNG,
     "test_training_dropout_default_mask": _DROPOUT_RNG,

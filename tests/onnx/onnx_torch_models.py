@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import warnings
 
-import numpy as np
-
 
 def torch_available() -> bool:
     try:

@@ -218,14 +218,14 @@ def test_op_versions_outside_the_implemented_ones_and_foreign_domains():
         gonnx.import_model(m)
 
 
-def test_unsupported_dtypes_and_3d_convolution():
+def test_unsupported_dtypes_and_4d_convolution():
     m = make([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT16)],
              [("x", F, [2])], [("y", TensorProto.FLOAT16, None)])
     with pytest.raises(UnsupportedOnnxError, match="FLOAT16"):
         gonnx.import_model(m)
-    m = make([helper.make_node("Conv", ["x", "w"], ["y"], name="c3")],
-             [("x", F, [1, 1, 4, 4, 4]), ("w", F, [1, 1, 2, 2, 2])], [("y", F, None)])
-    with pytest.raises(UnsupportedOnnxError, match="'c3': 3-D convolution"):
+    m = make([helper.make_node("Conv", ["x", "w"], ["y"], name="c4")],
+             [("x", F, [1, 1, 3, 3, 3, 3]), ("w", F, [1, 1, 2, 2, 2, 2])], [("y", F, None)])
+    with pytest.raises(UnsupportedOnnxError, match="'c4': 4-D convolution"):
         gonnx.import_model(m)
 
 
@@ -317,6 +317,24 @@ def test_pooling_forms(op, attrs, shape):
     m = make([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", F, list(shape))],
              [("y", F, None)], opset=19)
     against_ort(m, {"x": np.random.default_rng(4).standard_normal(shape).astype(np.float32)})
+
+
+@pytest.mark.parametrize("op,attrs,x_shape,w_shape", [
+    ("Conv", {"strides": [2, 1, 1], "pads": [1, 0, 1, 1, 1, 0], "dilations": [1, 2, 1]},
+     (2, 4, 7, 6, 5), (3, 4, 3, 2, 2)),
+    ("Conv", {"group": 2, "auto_pad": "SAME_UPPER"}, (1, 4, 5, 4, 4), (6, 2, 2, 3, 3)),
+    ("ConvTranspose", {"strides": [2, 1, 2], "pads": [1, 0, 0, 0, 1, 1],
+                       "output_padding": [1, 0, 1]}, (2, 3, 3, 4, 3), (3, 2, 3, 2, 2)),
+    ("ConvTranspose", {"dilations": [2, 1, 1], "group": 3}, (1, 3, 4, 3, 3), (3, 1, 2, 2, 3)),
+])
+def test_3d_convolutions(op, attrs, x_shape, w_shape):
+    rng = np.random.default_rng(5)
+    out_channels = w_shape[0] if op == "Conv" else w_shape[1] * attrs.get("group", 1)
+    m = make([helper.make_node(op, ["x", "w", "b"], ["y"], **attrs)],
+             [("x", F, ["N", *x_shape[1:]])], [("y", F, None)],
+             [("w", rng.standard_normal(w_shape).astype(np.float32)),
+              ("b", rng.standard_normal(out_channels).astype(np.float32))])
+    against_ort(m, {"x": rng.standard_normal(x_shape).astype(np.float32)}, atol=1e-5)
 
 
 def test_slice_with_symbolic_dims_and_int_max_ends():

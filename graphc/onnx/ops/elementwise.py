@@ -13,7 +13,6 @@ from ir import dtypes as dt
 from ir.symbolic import SymDim, dim_div_exact
 
 from ... import functional as F
-from ...tensor import emit
 from ..context import onnx_op
 from ..values import Const, graphc_dtype
 from .common import any_symbolic, object_array

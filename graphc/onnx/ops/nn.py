@@ -2,12 +2,10 @@
 LayerNormalization, InstanceNormalization, Dropout.
 
 Convolutions are 2-D primitives in graphc; a 1-D convolution is imported as a 2-D one over a
-height of 1. 3-D convolutions are not supported (no primitive). ONNX pads are
+height of 1, a 3-D one as a sum of 2-D ones over the kernel's depth (conv3d.py). ONNX pads are
 [x1_begin, x2_begin, x1_end, x2_end], which for 2-D is graphc's (top, left, bottom, right).
 """
 from __future__ import annotations
-
-import numpy as np
 
 from ir import dtypes as dt
 
@@ -15,6 +13,7 @@ from ... import functional as F
 from ...tensor import current_graph, emit
 from ..context import onnx_op
 from .common import norm_axis, static_dims
+from .conv3d import conv3d, conv_transpose3d
 
 
 # -- matrix products ---------------------------------------------------------------------------
@@ -67,15 +66,15 @@ def conv_geometry(ctx, spatial, kernel):
     return strides, dilations, pads
 
 
-def lift_1d(ctx, x, what: str):
+def lift_1d(x):
     """A rank-3 (N, C, L) tensor viewed as (N, C, 1, L) so 2-D primitives apply."""
     return F.reshape(x, tuple(x.shape[:2]) + (1, x.shape[2]))
 
 
 def _spatial_rank(ctx, x, what: str) -> int:
     n = x.ndim - 2
-    if n not in (1, 2):
-        ctx.unsupported(f"{n}-D {what} (graphc has 1-D and 2-D {what})")
+    if n not in (1, 2, 3):
+        ctx.unsupported(f"{n}-D {what} (graphc has 1-D, 2-D and 3-D {what})")
     return n
 
 
@@ -91,8 +90,10 @@ def conv(ctx):
     strides, dilations, pads = conv_geometry(ctx, spatial, kernel)
     group = ctx.attr("group", 1)
     b = ctx.tensor(2) if ctx.has(2) else None
+    if n == 3:
+        return conv3d(ctx, x, w, b, strides, dilations, pads, group)
     if n == 1:
-        x, w = lift_1d(ctx, x, "x"), lift_1d(ctx, w, "w")
+        x, w = lift_1d(x), lift_1d(w)
         strides, dilations, pads = [1] + strides, [1] + dilations, [0, pads[0], 0, pads[1]]
     y = F.conv2d(x, w, b, stride=tuple(strides), padding=tuple(pads),
                  dilation=tuple(dilations), groups=group)
@@ -139,17 +140,19 @@ def conv_transpose(ctx):
     if min(pads[:n]) < 0:
         ctx.unsupported(f"the begin pads {pads[:n]} are negative")
     pads = [max(p, 0) for p in pads]
-    if n == 1:
-        x, w = lift_1d(ctx, x, "x"), lift_1d(ctx, w, "w")
-        strides, dilations, hw = [1] + strides, [1] + dilations, [1] + hw
-        pads = [0, pads[0], 0, pads[1]]
     if min(hw) < 1:
         ctx.unsupported(f"the output would be empty ({hw})")
+    b = ctx.tensor(2) if ctx.has(2) else None
+    if n == 3:
+        return conv_transpose3d(x, w, b, strides, dilations, pads, hw, group)
+    if n == 1:
+        x, w = lift_1d(x), lift_1d(w)
+        strides, dilations, hw = [1] + strides, [1] + dilations, [1] + hw
+        pads = [0, pads[0], 0, pads[1]]
     y = emit("conv2d_grad_input", [x, w],
              {"stride": tuple(strides), "padding": tuple(pads), "dilation": tuple(dilations),
               "groups": group, "input_hw": tuple(hw)})
-    if ctx.has(2):
-        b = ctx.tensor(2)
+    if b is not None:
         y = F.add(y, emit("broadcast", [b], {"shape": y.shape, "dims": (1,)}))
     return F.reshape(y, tuple(y.shape[:2]) + (y.shape[3],)) if n == 1 else y
 

@@ -8,8 +8,6 @@ entry past its length: its hidden state stops changing and its Y rows are zero, 
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ir import dtypes as dt
 
 from ... import functional as F
