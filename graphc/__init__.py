@@ -27,4 +27,7 @@ from . import data, init, metrics  # noqa: E402,F401
 from .data import BatchIterator, load_mnist, read_idx  # noqa: E402,F401
 # (data.one_hot stays namespaced: the front end's one_hot works on symbolic tensors)
 
+# -- ONNX import/export (graphc.onnx: the onnx package itself is imported only when used) ----
+from . import onnx  # noqa: E402,F401
+
 __version__ = "0.1.0"

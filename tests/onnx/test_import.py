@@ -352,3 +352,30 @@ def test_supported_ops_lists_the_issue_ops():
     ops = gonnx.supported_ops()
     assert onnx_backend_cases.ISSUE_OPS <= set(ops)
     assert ops["Conv"] == (1, 11, 22)
+
+
+def test_every_issue_op_is_imported_at_every_opset_from_13():
+    """The op versions in force at opsets 13-21 (and newer ones onnx knows) all have an
+    importer: the float32 forms of the issue's ops are covered whichever opset a model uses."""
+    import onnx_backend_cases
+    from onnx import defs
+    ops = gonnx.supported_ops()
+    missing = []
+    for op in sorted(onnx_backend_cases.ISSUE_OPS):
+        for opset in range(13, defs.onnx_opset_version() + 1):
+            try:
+                version = defs.get_schema(op, opset).since_version
+            except Exception:      # Gelu (20) and LayerNormalization (17) are newer than 13
+                continue
+            if version not in ops[op]:
+                missing.append((op, opset, version))
+    assert not missing
+
+
+def test_import_of_graphc_does_not_import_onnx():
+    import subprocess
+    import sys
+    code = "import sys, graphc; graphc.onnx; print('onnx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
