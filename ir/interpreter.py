@@ -7,6 +7,7 @@ dtype attributes) is computed as f64, which gives a high-precision answer to com
 """
 from __future__ import annotations
 
+import contextvars
 from typing import Mapping, Optional
 
 import numpy as np
@@ -16,6 +17,16 @@ from .errors import ArgumentError, GraphcError, InterpreterError
 from .graph import Graph
 from .opdef import get_op
 from .symbolic import SymDim, evaluate, format_shape
+
+
+# The symbol values of the graph being run: a nested graph (a fused node's body) may use a
+# symbol in an attribute (broadcast to [N, 4]) that none of its own inputs binds.
+_ENV: contextvars.ContextVar = contextvars.ContextVar("graphc_interpreter_env", default={})
+
+
+def current_env() -> dict:
+    """Symbol values of the graph the interpreter is running (empty outside `run`)."""
+    return dict(_ENV.get())
 
 
 def bind_symbols(graph: Graph, arrays: Mapping[str, np.ndarray], env: Optional[dict] = None) -> dict:
@@ -118,6 +129,17 @@ def run(graph: Graph, inputs, precision="f32", env: Optional[dict] = None,
     arrays = normalise_inputs(graph, inputs, precision)
     env = bind_symbols(graph, arrays, env)
     values = {graph.inputs[i]: arrays[v.name] for i, v in enumerate(graph.inputs)}
+    token = _ENV.set(env)
+    try:
+        _run_nodes(graph, values, env, precision)
+    finally:
+        _ENV.reset(token)
+    if return_all:
+        return {v.name: a for v, a in values.items()}
+    return {name: values[v] for name, v in zip(graph.output_names, graph.outputs)}
+
+
+def _run_nodes(graph: Graph, values: dict, env: dict, precision) -> None:
     with np.errstate(all="ignore"):
         for node in graph.nodes:
             opdef = get_op(node.op)
@@ -138,6 +160,3 @@ def run(graph: Graph, inputs, precision="f32", env: Optional[dict] = None,
                         f"{out.type} = {np.dtype(want_dt)}{list(want_shape)} (reference bug)",
                         node.loc)
                 values[out] = arr
-    if return_all:
-        return {v.name: a for v, a in values.items()}
-    return {name: values[v] for name, v in zip(graph.output_names, graph.outputs)}

@@ -90,6 +90,9 @@ def check_contraction(nodes, stored) -> Optional[str]:
         return (f"the epilogue result {_desc(stored[0])} is {stored[0].type}, but "
                 f"{head.op} writes {out.type}")
     inside = {id(o) for n in nodes for o in n.outputs}
+    if any(id(v) in inside for v in head.inputs):
+        return (f"a prologue of the {head.op} (it reads its operands from memory, packed; "
+                f"only an epilogue is fused)")
     for n in nodes:
         if n is head:
             continue
@@ -293,6 +296,9 @@ def check_reduction(nodes, operands, stored) -> Optional[str]:
 
 
 def check_group(nodes, operands, stored) -> Optional[str]:
+    if not operands:
+        return ("the group would read nothing (a computation from constants and sizes only: "
+                "each node stays a kernel of its own)")
     kind = group_kind(nodes)
     if kind == "contraction":
         return check_contraction(nodes, stored)

@@ -23,10 +23,13 @@ it, so the numbers in a pipeline's statistics are the ones the native code uses.
    term by term: a difference of polynomials with no negative coefficient), so one plan
    serves every batch size. Among the valid candidates the one lowest at the planning
    binding (`hint`, default every symbol = 64) wins; offsets are rounded up to 64 bytes at
-   call time, which the +63 slack in each symbolic size allows for. Trade-off: a gap that
-   fits at N=64 but not at every N is not used, so for shapes that mix N with static sizes
-   the plan can be looser than a per-binding plan; in exchange nothing is re-planned and
-   the generated code computes the offsets with a few multiplications.
+   call time, which the +63 slack in each symbolic size allows for. Which buffers go low
+   depends on the planning binding, so several are tried (N = 16 ... 4096) and the plan
+   whose arena is worst-case closest to the lower bound (checked at N = 1 ... 8192) is kept.
+   Trade-off: a gap that fits at N=64 but not at every N is not used, so for shapes that mix
+   N with static sizes the plan can be looser than a per-binding plan; in exchange nothing
+   is re-planned at call time and the generated code computes the offsets with a few
+   multiplications and maxima.
 
 The report (stats of the pass, `MemoryPlan.report(env)`): arena bytes, the lower bound (the
 peak over time of the bytes live at once) and the unplanned sum (every buffer separately),
@@ -34,12 +37,13 @@ for the given symbol values (option `symbols`, e.g. "N=128").
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ir import Graph
 from ir.graph import Node
-from ir.symbolic import SymDim, dim_add, dim_mul, evaluate
+from ir.symbolic import SymDim, dim_add, dim_mul, evaluate, sym
 
 from .registry import PassContext, PassOption, function_pass
 
@@ -81,10 +85,14 @@ class MemoryPlan:
         """Peak over node positions of the bytes live at once (in-place pairs count once)."""
         env = self._env(env)
         events: dict = {}
+        guest_end: dict = {}
+        for g in self.buffers:
+            if g.host is not None:
+                guest_end[id(g.host)] = max(guest_end.get(id(g.host), g.end), g.end)
         for b in self.buffers:
             if b.host is not None:
                 continue
-            end = max([b.end] + [g.end for g in self.buffers if g.host is b.key])
+            end = max(b.end, guest_end.get(id(b.key), b.end))
             size = _align(evaluate(b.size, env))
             events.setdefault(b.start, 0)
             events[b.start] += size
@@ -133,12 +141,54 @@ def _le(a, b) -> bool:
     return _nonneg(dim_add(b, dim_mul(a, -1)))
 
 
+# Placement arithmetic on plain polynomials (monomial -> coefficient, frozen as sorted
+# tuples): the planner compares thousands of them, and ir.symbolic's Dim arithmetic is made
+# for clarity, not speed.
+def _poly(d) -> tuple:
+    if isinstance(d, int):
+        return (((), d),) if d else ()
+    return tuple(sorted((m, c) for m, c in d.terms if c))
+
+
+def _padd(a: tuple, b: tuple) -> tuple:
+    out = dict(a)
+    for m, c in b:
+        out[m] = out.get(m, 0) + c
+    return tuple(sorted((m, c) for m, c in out.items() if c))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _ple(a: tuple, b: tuple) -> bool:
+    """a <= b for every binding (no coefficient of b - a is negative)."""
+    da, db = dict(a), dict(b)
+    return all(db.get(m, 0) >= da.get(m, 0) for m in da.keys() | db.keys())
+
+
+def _peval(a: tuple, env: dict) -> int:
+    total = 0
+    for m, c in a:
+        for s in m:
+            c *= env[s]
+        total += c
+    return total
+
+
+def _pdim(a: tuple):
+    out = 0
+    for m, c in a:
+        term = c
+        for s in m:
+            term = dim_mul(term, sym(s))
+        out = dim_add(out, term)
+    return out
+
+
 # Offsets are "max expressions": tuples of polynomials whose maximum (evaluated at call time)
 # is the offset. Stacking a buffer above two others whose ends are incomparable polynomials
 # (1254400 and 1600*N: which is larger depends on N) needs exactly that maximum.
 def mx_le(a: tuple, b: tuple) -> bool:
     """max(a) <= max(b) for every binding (each term of a is below some term of b)."""
-    return all(any(_le(x, y) for y in b) for x in a)
+    return all(any(_ple(x, y) for y in b) for x in a)
 
 
 def mx_max(*exprs) -> tuple:
@@ -147,19 +197,48 @@ def mx_max(*exprs) -> tuple:
         for x in e:
             if x not in terms:
                 terms.append(x)
-    return tuple(x for x in terms if not any(y != x and _le(x, y) for y in terms))
+    return tuple(x for x in terms if not any(y != x and _ple(x, y) for y in terms))
 
 
-def mx_add(a: tuple, size) -> tuple:
-    return tuple(dim_add(x, size) for x in a)
+def mx_add(a: tuple, size: tuple) -> tuple:
+    return tuple(_padd(x, size) for x in a)
 
 
 def mx_evaluate(a: tuple, env: dict) -> int:
+    """The value of a max expression of Dims."""
     return max(evaluate(x, env) for x in a)
 
 
+TRY_HINTS = (16, 64, 256, 1024, 4096)
+CHECK_AT = (1, 16, 128, 1024, 8192)
+
+
 def place_buffers(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
-    """Offsets for `buffers` (see the module docstring); in-place guests share their host's."""
+    """Offsets for `buffers` (see the module docstring), valid for every binding.
+
+    Which buffers go low depends on their sizes at the planning binding, so symbolic sizes
+    get several planning bindings (TRY_HINTS, plus `hint`) and the plan whose arena is
+    worst-case closest to the lower bound over CHECK_AT (and `hint`) wins."""
+    syms = set()
+    for b in buffers:
+        syms |= _symbols(b.size)
+    if not syms:
+        return _place(buffers, hint)
+    hints = [{s: h for s in syms} for h in TRY_HINTS]
+    checks = [{s: n for s in syms} for n in CHECK_AT]
+    if hint:
+        hints.insert(0, {s: int(hint.get(s, DEFAULT_HINT)) for s in syms})
+        checks.append(hints[0])
+    best = None
+    for h in hints:
+        plan = _place(buffers, h)
+        worst = max(plan.arena_bytes(env) / max(plan.lower_bound(env), 1) for env in checks)
+        if best is None or worst < best[0] - 1e-9:
+            best = (worst, plan)
+    return best[1]
+
+
+def _place(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
     plan = MemoryPlan(list(buffers))
     by_key = {b.key: b for b in buffers}
     root: dict = {}
@@ -183,24 +262,25 @@ def place_buffers(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
         for s in _symbols(u["size"]):
             env[s] = int((hint or {}).get(s, DEFAULT_HINT))
     order = sorted(units, key=lambda k: (-evaluate(units[k]["size"], env), units[k]["start"]))
+    zero = ((),)                               # the max expression {0}
     placed: list = []                          # (offset expr, top expr, start, end)
     offset_of: dict = {}
     for key in order:
         u = units[key]
-        size = padded(u["size"])
+        size = _poly(padded(u["size"]))
         clash = [p for p in placed if p[2] <= u["end"] and u["start"] <= p[3]]
-        above_all = mx_max((0,), *[p[1] for p in clash])
+        above_all = mx_max(zero, *[p[1] for p in clash])
         best = None
-        for cand in [(0,)] + [p[1] for p in clash] + [above_all]:
+        for cand in [zero] + [p[1] for p in clash] + [above_all]:
             top = mx_add(cand, size)
             if all(mx_le(p[1], cand) or mx_le(top, p[0]) for p in clash):
-                value = mx_evaluate(cand, env)
+                value = max(_peval(x, env) for x in cand)
                 if best is None or value < best[0]:
                     best = (value, cand)
         offset_of[key] = best[1]
         placed.append((best[1], mx_add(best[1], size), u["start"], u["end"]))
     for b in buffers:
-        plan.offsets[b.key] = offset_of[root[b.key]]
+        plan.offsets[b.key] = tuple(_pdim(x) for x in offset_of[root[b.key]])
     return plan
 
 

@@ -31,7 +31,8 @@ def cache_dir() -> str:
 
 @functools.lru_cache(maxsize=1)
 def codegen_fingerprint() -> str:
-    """Hash of the runtime package's Python sources (any codegen change gives new keys)."""
+    """Hash of the runtime package's Python sources and of the passes/ analyses codegen
+    follows (any codegen change gives new keys)."""
     root = os.path.dirname(os.path.abspath(__file__))
     digest = hashlib.sha256()
     for folder, _, files in sorted(os.walk(root)):
@@ -39,7 +40,15 @@ def codegen_fingerprint() -> str:
             if name.endswith(".py"):
                 with open(os.path.join(folder, name), "rb") as f:
                     digest.update(name.encode() + b"\0" + f.read())
+    # analyses of passes/ that codegen follows: the arena layout and the fused-group layouts
+    passes_dir = os.path.join(os.path.dirname(root), "passes")
+    for name in CODEGEN_ANALYSES:
+        with open(os.path.join(passes_dir, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
     return digest.hexdigest()
+
+
+CODEGEN_ANALYSES = ("plan_memory.py", "fusion_rules.py")
 
 
 def entry_key(graph_key: tuple) -> str:

@@ -85,12 +85,12 @@ def run_body(body: Graph, args) -> tuple:
 
     The precision follows the operands: when the outer interpreter runs in float64, f32
     operands arrive as f64 arrays and the body is computed in float64 too."""
-    from ..interpreter import bind_symbols, resolve_attrs, _compute_dtype   # ir-internal
+    from ..interpreter import _compute_dtype, bind_symbols, current_env, resolve_attrs
     promoted = any(v.type.dtype is dt.f32 and np.asarray(a).dtype == np.float64
                    for v, a in zip(body.inputs, args))
     precision = dt.f64 if promoted else dt.f32
     arrays = {v.name: np.asarray(a) for v, a in zip(body.inputs, args)}
-    env = bind_symbols(body, arrays)
+    env = bind_symbols(body, arrays, current_env())
     values = {v: arrays[v.name] for v in body.inputs}
     for node in body.nodes:
         opdef = get_op(node.op)
