@@ -61,8 +61,9 @@ class NodeContext:
         self._read: set = set()
 
     def describe(self) -> str:
-        return (f"ONNX {self.op_type} (opset {self.opset}, op version {self.version}) "
-                f"node {self.node.name or self.name!r}")
+        version = f", op version {self.version}" if self.version else ""
+        return f"ONNX {self.op_type} (opset {self.opset}{version}) node " \
+               f"{self.node.name or self.name!r}"
 
     @property
     def loc(self):

@@ -31,8 +31,10 @@ from .values import GRAPHC_TO_ONNX
 
 class Exporter:
     def __init__(self, graph: Graph, opset: int, producer: str):
+        graph = getattr(graph, "graph", graph)       # a @graphc.function exposes .graph
         if not isinstance(graph, Graph):
-            raise OnnxError(f"export_model expects an ir.Graph, found {type(graph).__name__}")
+            raise OnnxError(f"export_model expects an ir.Graph or a @graphc.function, found "
+                            f"{type(graph).__name__}")
         if opset < 13:
             raise OnnxError(f"graphc exports opset 13 or newer, found {opset}")
         self.graph = graph
@@ -228,7 +230,9 @@ def onnx_dtype(dtype) -> int:
 def export_model(graph: Graph, *, opset: int = 17, producer: str = "graphc",
                  check: bool = True) -> onnx.ModelProto:
     """Export `graph` as an ONNX model (see the module docstring)."""
-    model = Exporter(graph, opset, producer).run()
+    exporter = Exporter(graph, opset, producer)
+    graph = exporter.graph
+    model = exporter.run()
     if check:
         try:
             onnx.checker.check_model(model, full_check=True)

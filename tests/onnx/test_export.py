@@ -51,8 +51,8 @@ def assert_close(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale, equal_nan=True)
 
 
-def check_export(graph, batches=(2, 3), roundtrip=True):
-    model = gonnx.export_model(graph)     # runs check_model(full_check=True)
+def check_export(graph, batches=(2, 3), roundtrip=True, opset=17):
+    model = gonnx.export_model(graph, opset=opset)     # runs check_model(full_check=True)
     session = ort.InferenceSession(model.SerializeToString(),
                                    providers=["CPUExecutionProvider"])
     back = gonnx.import_model(model) if roundtrip else None
@@ -210,6 +210,13 @@ def test_primitive_family_exports_and_matches_onnxruntime(name):
     check_export(CASES[name](), roundtrip=name not in NO_ROUNDTRIP)
 
 
+@pytest.mark.parametrize("opset", [13, 18, 21])
+def test_other_opsets(opset):
+    """Reduce ops take axes as an input from opset 18 (ReduceSum from 13)."""
+    model = check_export(_reductions(), opset=opset)
+    assert model.opset_import[0].version == opset
+
+
 def test_every_primitive_has_an_export_rule_or_a_stated_reason():
     exported = set(RULES) | {"fused"}
     missing = sorted(set(all_ops()) - exported - set(_NO_EQUIVALENT))
@@ -313,3 +320,16 @@ def test_random_graphs_export_and_match(data):
     got = session.run(g.output_names, data_feeds)
     for name, arr in zip(g.output_names, got):
         assert_close(arr, want[name])
+
+
+def test_a_traced_function_exports_and_bad_arguments_are_refused():
+    import graphc
+
+    @graphc.function(x=graphc.spec(("N", 3)))
+    def f(x):
+        return graphc.softmax(x * 2.0, axis=1)
+
+    check_export(f.graph)
+    assert gonnx.export_model(f).graph.output[0].name == "out"
+    with pytest.raises(gonnx.OnnxError, match="expects an ir.Graph"):
+        gonnx.export_model("model.onnx")
