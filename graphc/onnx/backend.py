@@ -14,7 +14,8 @@ from a graph input, `prepare` defers: each `run` binds those inputs to the value
 
 Options (keyword arguments of prepare/run_model, or `GraphcBackend.configured(...)`):
 engine="native" (graphc.compile, the default) or "interpreter" (the numpy reference
-interpreter, ir.run); opt_level (LLVM optimisation level for native code, default 2).
+interpreter, ir.run); opt_level (graphc.compile's level: its pass pipeline and LLVM level,
+default 2).
 """
 from __future__ import annotations
 

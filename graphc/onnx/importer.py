@@ -10,10 +10,13 @@ path and whose path is "onnx/<node name>/<primitive>". `dim_param` dims become s
 (one symbol per distinct name, sanitised to an identifier); a dim with neither value nor name
 gets a fresh symbol.
 
-Import-time constants (see values.py) are folded two ways: shape handlers compute on Consts
-themselves (symbolic dims included), and any other node whose inputs are all small constants
-is built normally and then evaluated with the ops' numpy references and replaced by its value
-(so Cast(Shape) -> Div -> Cast chains that compute a shape still fold).
+Import-time constants (see values.py) are known three ways: shape handlers compute on Consts
+themselves (symbolic dims included); any other node whose inputs are all small constants is
+built normally, evaluated with the ops' numpy references and replaced by its value; and when
+a handler needs a shape operand that was built as graph nodes from params only (a shape
+computed from an initializer), those nodes are evaluated on the initial values
+(`Importer.evaluate`), leaving every other use of the params trainable. Nodes and params used
+only for such shapes are swept at the end.
 """
 from __future__ import annotations
 

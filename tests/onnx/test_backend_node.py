@@ -5,7 +5,11 @@ compiled to native code (graphc.compile at opt_level 1: the -O1 pass pipeline an
 to keep CI time down; the kernels are the same code generators) and compared with ONNX's
 expected outputs by ONNX's own runner. Documented failures run as expected failures: if one starts
 passing, or any other case fails, the suite fails.
+
+GRAPHC_ONNX_OPT_LEVEL=0|2|3 runs the same cases at another level (e.g. to check the -O2
+pipeline's fusion against ONNX's expected outputs).
 """
+import os
 import re
 import warnings
 
@@ -18,7 +22,8 @@ import onnx.backend.test  # noqa: E402
 import onnx_backend_cases as cases  # noqa: E402
 from graphc.onnx.backend import GraphcBackend  # noqa: E402
 
-Backend = GraphcBackend.configured(engine="native", opt_level=1)
+OPT_LEVEL = int(os.environ.get("GRAPHC_ONNX_OPT_LEVEL", "1"))
+Backend = GraphcBackend.configured(engine="native", opt_level=OPT_LEVEL)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -55,7 +60,6 @@ def test_every_in_scope_case_runs_as_a_test():
 
 
 def test_results_file_lists_exactly_the_documented_failures():
-    import os
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "BACKEND_RESULTS.md")
     text = open(path).read()
     assert f"**In scope: {len(IN_SCOPE)}. " in text, "regenerate with make_backend_results.py"
