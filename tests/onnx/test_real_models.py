@@ -18,9 +18,13 @@ import onnx_torch_models  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
 BATCHES = (1, 5)
+# an op each model must contain, so the test exercises what it claims to
+KEY_OPS = {"mlp": "Gemm", "lenet5": "AveragePool", "bn_cnn": "BatchNormalization",
+           "resnet_block": "Add", "lstm": "LSTM"}
 
 
-def _check(model, shape, opt_level=2):
+def _check(name, model, shape, opt_level=2):
+    assert KEY_OPS[name] in {n.op_type for n in model.graph.node}
     graph = gonnx.import_model(model)
     assert not isinstance(graph.inputs[0].type.shape[0], int), "the batch dim stays symbolic"
     exe = graphc.compile(graph, opt_level=opt_level)
@@ -39,11 +43,11 @@ def _check(model, shape, opt_level=2):
 @pytest.mark.parametrize("name", sorted(onnx_helper_models.HELPER_MODELS))
 def test_helper_built_model_matches_onnxruntime(name):
     model, shape = onnx_helper_models.HELPER_MODELS[name]()
-    _check(model, shape, opt_level=1 if name == "lstm" else 2)
+    _check(name, model, shape, opt_level=1 if name == "lstm" else 2)
 
 
 @pytest.mark.skipif(not onnx_torch_models.torch_available(), reason="torch is not installed")
 @pytest.mark.parametrize("name", onnx_torch_models.TORCH_MODELS)
 def test_pytorch_exported_model_matches_onnxruntime(name):
     model, shape = onnx_torch_models.export_torch_model(name)
-    _check(model, shape, opt_level=1 if name == "lstm" else 2)
+    _check(name, model, shape, opt_level=1 if name == "lstm" else 2)
