@@ -130,7 +130,7 @@ class RowLayout:
     "row" (r), "col" (c) or "scalar" (0)."""
     domain: tuple
     k: int
-    level: dict = field(default_factory=dict)        # id(Value) -> level
+    level: dict = field(default_factory=dict)        # id(Value) -> level (operands too)
     leaf_index: dict = field(default_factory=dict)   # id(operand or broadcast) -> index kind
 
 
@@ -207,6 +207,7 @@ def row_layout(nodes, operands, stored):
                               f"value does not fit the row layout of {list(domain)}")
             if id(n.inputs[0]) in operand_ids:
                 layout.leaf_index[id(n.inputs[0])] = "full" if src == FULL else "row"
+                level.setdefault(id(n.inputs[0]), src)
             continue
         if n.op == "broadcast":
             reason = _broadcast_level(n, layout, operand_ids, row_shapes, shape_level)
@@ -230,6 +231,7 @@ def row_layout(nodes, operands, stored):
         for v in n.inputs:
             if id(v) in operand_ids:
                 layout.leaf_index[id(v)] = {FULL: "full", ROW: "row"}.get(own, "scalar")
+                level.setdefault(id(v), own if own != TOTAL else PRE)
     for v in stored:
         if level.get(id(v)) is None:
             return None, f"{_desc(v)} has no level"
