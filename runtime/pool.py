@@ -48,6 +48,8 @@ from .target import LLVM_LOCK, host_target, initialise_llvm
 
 PARALLEL_SYMBOL = "graphc_parallel"
 SPIN_US = 60              # an idle worker spins this long before it sleeps
+STALL_US = 300            # a joined worker this late was descheduled: back off
+BACKOFF_US = (2_000, 50_000)   # serial period after a stall: from 2 ms, doubling, at most 50
 WAIT_SPINS = 4000         # caller: pause-spins before it starts yielding to the scheduler
 _SYS_FUTEX = 202          # x86-64 Linux
 _FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
@@ -74,7 +76,9 @@ class _CalleePointer(ir.PointerType):
 class _PoolIR:
     """The pool module's IR (globals + functions), built with llvmlite.ir."""
 
-    def __init__(self, triple: str, data_layout: str):
+    def __init__(self, triple: str, data_layout: str, ticks_per_us: float):
+        self.min_backoff = int(ticks_per_us * BACKOFF_US[0])
+        self.max_backoff = int(ticks_per_us * BACKOFF_US[1])
         m = self.module = ir.Module(name="graphc_pool")
         m.triple, m.data_layout = triple, data_layout
         self.x86 = triple.startswith(("x86_64", "i386", "i686"))
@@ -92,6 +96,9 @@ class _PoolIR:
         self.ctx = glob("ctx", I64)
         self.limit = glob("limit", I32)          # helpers allowed into the current region
         self.spin_cycles = glob("spin_cycles", I64, 200_000)
+        self.stall_cycles = glob("stall_cycles", I64, 1_000_000)
+        self.backoff_until = glob("backoff_until", I64)
+        self.backoff = glob("backoff", I64)
         self.workers = glob("workers", I32)
         self.syscall = ir.Function(m, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
         self.sched_yield = ir.Function(m, ir.FunctionType(I32, []), "sched_yield")
@@ -99,7 +106,6 @@ class _PoolIR:
         self.task_type = ir.FunctionType(VOID, [PTR])
         self._worker_main()
         self._parallel()
-        self._cycles()
         self._start()
         self._reset()
 
@@ -194,8 +200,10 @@ class _PoolIR:
         workers = self.load(b, self.workers, I32, "monotonic")
         helpers = b.select(b.icmp_signed("<", helpers, workers), helpers, workers)
         want = b.icmp_signed(">", helpers, _c(I32, 0))
+        now = b.call(self.rdcycle, [])
+        calm = b.icmp_unsigned(">=", now, self.load(b, self.backoff_until, I64, "monotonic"))
         lock = fn.append_basic_block("lock")
-        b.cbranch(want, lock, alone)
+        b.cbranch(b.and_(want, calm), lock, alone)
         b.position_at_end(lock)
         got = b.extract_value(b.cmpxchg(self.busy, _c(I32, 0), _c(I32, 1), "acquire",
                                         "monotonic"), 1)
@@ -224,6 +232,7 @@ class _PoolIR:
         b.position_at_end(work)
         b.call(task, [ctx])
         b.atomic_rmw("or", self.state, _c(I64, _CLOSED), "seq_cst")      # nobody joins now
+        own_done = b.call(self.rdcycle, [])
         spins = b.alloca(I32, name="spins")
         b.store(_c(I32, 0), spins)
         poll = fn.append_basic_block("drain")
@@ -247,13 +256,24 @@ class _PoolIR:
         b.branch(poll)
 
         b.position_at_end(done)
+        # a worker that finished long after us was descheduled inside the region (another
+        # process holds its core): invite no workers for a while (doubling while it recurs)
+        drained = b.call(self.rdcycle, [])
+        stalled = b.icmp_unsigned(">", b.sub(drained, own_done),
+                                  self.load(b, self.stall_cycles, I64, "monotonic"))
+        penalty = self.load(b, self.backoff, I64, "monotonic")
+        longer = b.shl(penalty, _c(I64, 1))
+        longer = b.select(b.icmp_unsigned("<", longer, _c(I64, self.min_backoff)),
+                          _c(I64, self.min_backoff), longer)
+        longer = b.select(b.icmp_unsigned(">", longer, _c(I64, self.max_backoff)),
+                          _c(I64, self.max_backoff), longer)
+        penalty = b.select(stalled, longer, b.lshr(penalty, _c(I64, 1)))
+        b.store_atomic(penalty, self.backoff, "monotonic", 8)
+        until = b.select(stalled, b.add(drained, penalty),
+                         self.load(b, self.backoff_until, I64, "monotonic"))
+        b.store_atomic(until, self.backoff_until, "monotonic", 8)
         b.store_atomic(_c(I32, 0), self.busy, "release", 4)
         b.ret_void()
-
-    def _cycles(self):
-        fn = ir.Function(self.module, ir.FunctionType(I64, []), "graphc_pool_cycles")
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-        b.ret(b.call(self.rdcycle, []))
 
     # i32 graphc_pool_start(i32 workers): start workers up to that many; returns how many run --
     def _start(self):
@@ -282,14 +302,16 @@ class _PoolIR:
         b.position_at_end(out)
         b.ret(self.load(b, self.workers, I32))
 
-    # void graphc_pool_reset(i64 spin_cycles): a fresh, empty pool (after fork; at load) -----
+    # void graphc_pool_reset(i64 spin, i64 stall): a fresh, empty pool (at load; after fork)
     def _reset(self):
-        fn = ir.Function(self.module, ir.FunctionType(VOID, [I64]), "graphc_pool_reset")
+        fn = ir.Function(self.module, ir.FunctionType(VOID, [I64, I64]), "graphc_pool_reset")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         for g, typ, v in ((self.state, I64, _CLOSED), (self.seq, I32, 0),
-                          (self.sleepers, I32, 0), (self.busy, I32, 0), (self.workers, I32, 0)):
+                          (self.sleepers, I32, 0), (self.busy, I32, 0), (self.workers, I32, 0),
+                          (self.backoff, I64, 0), (self.backoff_until, I64, 0)):
             b.store_atomic(_c(typ, v), g, "seq_cst", 8 if typ is I64 else 4)
         b.store_atomic(fn.args[0], self.spin_cycles, "seq_cst", 8)
+        b.store_atomic(fn.args[1], self.stall_cycles, "seq_cst", 8)
         b.ret_void()
 
 
@@ -314,7 +336,7 @@ class _Pool:
         initialise_llvm()
         target = host_target()
         with LLVM_LOCK:
-            pool_ir = _PoolIR(target.triple, target.data_layout())
+            pool_ir = _PoolIR(target.triple, target.data_layout(), ticks_per_us())
             mod = llvm.parse_assembly(str(pool_ir.module))
             mod.verify()
             engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(2))
@@ -328,23 +350,22 @@ class _Pool:
             llvm.add_symbol(PARALLEL_SYMBOL, self.parallel_address)
         self.engine = engine
         self.start_fn = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32)(start)
-        self.reset_fn = ctypes.CFUNCTYPE(None, ctypes.c_int64)(reset)
-        self.reset_fn(_spin_cycles())
+        self.reset_fn = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64)(reset)
+        self._reset()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork)
+
+    def _reset(self) -> None:
+        rate = ticks_per_us()
+        self.reset_fn(int(rate * SPIN_US), int(rate * STALL_US))
 
     def _after_fork(self) -> None:
         # the parent's workers do not exist here: start from an empty pool (lazily refilled)
         self.lock = threading.Lock()
         wanted, self.workers = self.workers, 0
-        self.reset_fn(_spin_cycles())
+        self._reset()
         if wanted:
             self.workers = int(self.start_fn(wanted))
-
-
-def _spin_cycles() -> int:
-    """Cycle-counter ticks in SPIN_US microseconds."""
-    return int(ticks_per_us() * SPIN_US)
 
 
 def ticks_per_us() -> float:
@@ -369,14 +390,23 @@ _RDTSC = None
 
 
 def _rdtsc():
+    """A ctypes function reading the cycle counter (its own tiny module, so the rate is
+    known before the pool is built)."""
     global _RDTSC
     if _RDTSC is None:
-        if POOL.engine is None:
-            POOL.ensure(0)
-        addr = POOL.engine.get_function_address("graphc_pool_cycles")
-        if not addr:
-            raise RuntimeError("pool has no cycle counter function")
+        initialise_llvm()
+        target = host_target()
+        text = (f'target triple = "{target.triple}"\n'
+                "declare i64 @llvm.readcyclecounter()\n"
+                "define i64 @graphc_cycles() {\n"
+                "  %c = call i64 @llvm.readcyclecounter()\n  ret i64 %c\n}\n")
+        with LLVM_LOCK:
+            mod = llvm.parse_assembly(text)
+            engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(2))
+            engine.finalize_object()
+            addr = engine.get_function_address("graphc_cycles")
         _RDTSC = ctypes.CFUNCTYPE(ctypes.c_int64)(addr)
+        _RDTSC.engine = engine                 # keep the code alive
     return _RDTSC
 
 

@@ -30,8 +30,10 @@ import llvmlite.ir as ir
 
 from ir import CompileError
 
+from .. import threads
 from . import helpers as h
 from .kernel import Buffer, KernelBuilder
+from .parallel import chunking, parallel_for
 from .registry import lowering
 from .scalar import ElementContext, emit_element
 
@@ -109,13 +111,31 @@ class _GroupEmitter:
         return _Site(flat, coords, src_shape)
 
 
+HEAVY_OPS = frozenset({"exp", "log", "log1p", "tanh", "erf", "sigmoid", "pow", "div", "sqrt",
+                       "rsqrt", "reciprocal"})
+MIN_CHUNK = 4096              # elements per parallel item at least
+
+
+def work_per_element_ps(nodes, leaves: dict, stores) -> int:
+    """Estimated single-thread picoseconds per element of a group's loop: memory traffic at
+    ~60 GB/s plus ~25 ps per vector-friendly op (4x that for transcendentals and divisions);
+    only used to decide whether a loop is worth splitting over threads."""
+    traffic = sum(buf.dtype.itemsize for buf in leaves.values() if buf.rank > 0)
+    traffic += sum(buf.dtype.itemsize for _, buf in stores)
+    ops = sum(4 if n.op in HEAVY_OPS else 1 for n in nodes if n.op != "broadcast")
+    return max(1, traffic * 16 + ops * 25)
+
+
 def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
-                           stores: Sequence, lanes: int = 1) -> None:
+                           stores: Sequence, lanes: int = 1, parallel: bool = True) -> None:
     """Emit one loop computing `stores` = [(Value, Buffer)] from `leaves` = {Value: Buffer}.
 
     `nodes` are the group's nodes in topological order (elementwise ops and broadcasts).
     Every stored value must have the same shape: the loop runs over it. `lanes` > 1 asks for
-    explicit `<lanes x T>` vectors (flat groups only)."""
+    explicit `<lanes x T>` vectors (flat groups only). With `parallel`, a loop whose
+    estimated work passes the threads' threshold is split into chunks run on the pool
+    (parallel.py): flat loops by element ranges, coordinate loops by ranges of the outermost
+    axis."""
     if not stores:
         return
     shape = tuple(stores[0][1].shape)
@@ -123,33 +143,79 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
         if tuple(buf.shape) != shape:
             raise CompileError(f"elementwise group stores %{value.name} of shape {buf.shape} "
                                f"in a loop over shape {shape}")
+    coords = any(n.op in NEEDS_COORDS for n in nodes)
+    if coords and lanes > 1:
+        users = ", ".join(sorted({n.op for n in nodes} & NEEDS_COORDS))
+        raise CompileError("explicit vectors need a flat elementwise loop; this group uses "
+                           f"coordinates ({users})")
     b = kb.b
-    if any(n.op in NEEDS_COORDS for n in nodes):
-        if lanes > 1:
-            users = ", ".join(sorted({n.op for n in nodes} & NEEDS_COORDS))
-            raise CompileError("explicit vectors need a flat elementwise loop; this group uses "
-                               f"coordinates ({users})")
+    count = kb.numel(shape)
+    ps = work_per_element_ps(nodes, leaves, stores)
+    # static shapes below the threshold (and rank-0 loops) never split: no worker at all
+    static = isinstance(count, ir.Constant)
+    small = static and count.constant * ps // 1000 < threads.MIN_PARALLEL_NS
+    if not parallel or small or not shape or (coords and shape[0] == 1):
+        _emit_range(kb, nodes, leaves, stores, lanes, coords, shape, None, None)
+        return
+    work_ns = b.sdiv(b.mul(count, h.i64(ps)), h.i64(1000))
+    if coords:
+        outer = kb.dim(shape[0])
+        inner = b.sdiv(count, b.select(b.icmp_signed(">", outer, h.i64(0)), outer, h.i64(1)))
+        rows = b.sdiv(b.add(h.i64(MIN_CHUNK), b.sub(inner, h.i64(1))),
+                      b.select(b.icmp_signed(">", inner, h.i64(0)), inner, h.i64(1)))
+        chunk, items = chunking(b, outer, 1, 1)
+        chunk = b.select(b.icmp_signed("<", chunk, rows), rows, chunk)
+        items = b.sdiv(b.add(outer, b.sub(chunk, h.i64(1))), chunk)
+        extent = outer
+    else:
+        chunk, items = chunking(b, count, MIN_CHUNK, max(lanes, 16))
+        extent = count
+    # one copy of the loop, in the worker: run directly (no pool) when the work is small
+
+    def body(wkb, item, args):
+        wb = wkb.b
+        lo = wb.mul(item, args[0])
+        hi = wb.add(lo, args[0])
+        hi = wb.select(wb.icmp_signed("<", hi, args[1]), hi, args[1])
+        w_leaves = {v: wkb.remap(buf) for v, buf in leaves.items()}
+        w_stores = [(v, wkb.remap(buf)) for v, buf in stores]
+        _emit_range(wkb, nodes, w_leaves, w_stores, lanes, coords, shape, lo, hi)
+    parallel_for(kb, items, work_ns, body, args=[chunk, extent], name="ew")
+
+
+def _emit_range(kb, nodes, leaves, stores, lanes, coords, shape, lo, hi) -> None:
+    """The loop over [lo, hi) of the flat index (or of the outermost axis for coordinate
+    loops); None: the whole range."""
+    b = kb.b
+    if coords:
         g = _GroupEmitter(kb, nodes, leaves)
         g.hoist_scalar_leaves(shape)
         extents = kb.extents(shape)
         strides = kb.strides(shape)
-        with h.loop_nest(b, extents, name="e") as coords:
-            flat = h.dot_index(b, coords, strides)
-            _store_all(kb, g, stores, _Site(flat, coords, shape))
+        if lo is None:
+            lo, hi = h.i64(0), extents[0]
+        with h.counted_loop(b, hi, start=lo, name=f"e{len(extents)}") as first:
+            with h.loop_nest(b, extents[1:], name="e") as rest:
+                idx = [first] + rest
+                flat = h.dot_index(b, idx, strides)
+                _store_all(kb, g, stores, _Site(flat, idx, shape))
         return
-    count = kb.numel(shape)
-    start = None
+    if lo is None:
+        lo, hi = None, kb.numel(shape)
+    start = lo
     if lanes > 1:
         g = _GroupEmitter(kb, nodes, leaves, lanes)
         g.hoist_scalar_leaves(shape)
-        start = b.mul(b.udiv(count, h.i64(lanes)), h.i64(lanes), name="vector.end")
+        first = lo if lo is not None else h.i64(0)
+        span = b.sub(hi, first)
+        start = b.add(first, b.mul(b.udiv(span, h.i64(lanes)), h.i64(lanes)), name="vector.end")
         steps = ir.Constant(ir.VectorType(h.I64, lanes), [h.i64(k) for k in range(lanes)])
-        with h.counted_loop(b, start, step=lanes, name="v") as i:
+        with h.counted_loop(b, start, start=lo, step=lanes, name="v") as i:
             flat = b.add(h.splat(b, i, lanes), steps)
             _store_all(kb, g, stores, _Site(flat, None, shape, base=i))
     g = _GroupEmitter(kb, nodes, leaves)
     g.hoist_scalar_leaves(shape)
-    with h.counted_loop(b, count, start=start, name="e") as i:
+    with h.counted_loop(b, hi, start=start, name="e") as i:
         _store_all(kb, g, stores, _Site(i, None, shape))
 
 

@@ -190,6 +190,16 @@ def reduction_cases() -> list:
         cases.append(Case(f"{op}.nan", op, [inp((N, 9), "f32", choice([1.0, -2.0, np.nan]))],
                           {"axes": (1,)}, tol="accum" if op == "reduce_sum" else "exact"))
         cases.append(Case(f"{op}.i64.none", op, [inp((N, 3), "i64")], {"axes": ()}))
+        cases.append(Case(f"{op}.nan.long", op,
+                          [inp((N, 100), "f32", choice([1.0, -2.0, np.inf, np.nan]))],
+                          {"axes": (1,)}, tol="accum" if op == "reduce_sum" else "exact"))
+        # rows and columns long enough for the unrolled vector loops (W = 8 or 16 lanes)
+        for dt in ("f32", "f64", "i32"):
+            for shape, axes in (((N, 3, 150), (2,)), ((N, 2, 133), (0, 2)), ((N, 70), (0,)),
+                                ((3, N, 37), (0, 1)), ((N, 150), (0, 1))):
+                tol = "accum" if op == "reduce_sum" and dt != "i32" else "exact"
+                cases.append(Case(f"{op}.{dt}.long.{shape}.{axes}", op, [inp(shape, dt)],
+                                  {"axes": axes, "keepdims": False}, tol=tol))
     for axis in (0, 1, 2, -1):
         for keep in (False, True):
             cases.append(Case(f"argmax.{axis}.{keep}", "argmax", [inp((N, 6, 19))],

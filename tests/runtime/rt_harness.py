@@ -100,10 +100,12 @@ def compare(case: Case, got: np.ndarray, want: np.ndarray, magnitude=None) -> st
     return None
 
 
-def run_cases(name: str, cases, batch_sizes=(1, 3, 17), seed=0, symbols=("N",)):
-    """Compile all `cases` as one graph; run each batch size; return (failures, runs)."""
+def run_cases(name: str, cases, batch_sizes=(1, 3, 17), seed=0, symbols=("N",),
+              compile=None):
+    """Compile all `cases` as one graph (with `compile`, default graphc.compile); run each
+    batch size; return (failures, runs)."""
     g = build_graph(name, cases)
-    exe = graphc.compile(g)
+    exe = (compile or graphc.compile)(g)
     rng = np.random.default_rng(seed)
     failures, runs = [], 0
     needs_abs = [c for c in cases if c.tol == "accum"]

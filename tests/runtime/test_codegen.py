@@ -86,8 +86,10 @@ def test_a_fused_group_is_one_loop_with_no_intermediate_buffers():
     sub.add_output(emit(sub, "mul", [r, xw]), "rx")   # xw is reused: computed once per element
     fn, text = compile_kernel(lambda kb: lower_fused_subgraph(kb, sub),
                               [v.type for v in sub.inputs], [v.type for v in sub.outputs])
+    # the kernel and its pool worker (the loop lives in the worker: parallel.py)
     kernel = text[text.index('define internal i32 @"kernel0"'):text.index('define i32 @"run0"')]
-    assert kernel.count(".body:") == 2                 # the nest over (N, 7): one loop per axis
+    # the worker's item loop, then the nest over (N, 7): one loop per axis
+    assert kernel.count(".body:") == 3 and kernel.count("item.body:") == 1
     assert kernel.count("store float") == 2            # only the two outputs are written
     assert kernel.count("fmul float") == 2             # x*w once, r*xw once
     rng = np.random.default_rng(0)
@@ -113,8 +115,9 @@ def test_group_of_pure_elementwise_ops_uses_one_flat_loop():
                                [(sub.outputs[0], kb.outputs[0])])
 
     fn, text = compile_kernel(emit_group, [v.type for v in sub.inputs], [sub.outputs[0].type])
+    # the kernel and its pool worker (the loop lives in the worker: parallel.py)
     kernel = text[text.index('define internal i32 @"kernel0"'):text.index('define i32 @"run0"')]
-    assert kernel.count(".body:") == 1
+    assert kernel.count(".body:") == 2 and kernel.count("item.body:") == 1   # + item loop
     rng = np.random.default_rng(1)
     xv, yv = (rng.standard_normal((4, 5)).astype(np.float32) for _ in range(2))
     np.testing.assert_allclose(fn(xv, yv, N=4)[0], ir.run(sub, {"x": xv, "y": yv})["out0"],
