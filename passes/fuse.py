@@ -58,6 +58,7 @@ class FusionReport:
     graph: Graph
     groups: list = field(default_factory=list)       # (kind, [node indices])
     refusals: list = field(default_factory=list)     # (node index, reason)
+    fuser: object = None                             # the decisions, for building the graph
 
     def lines(self) -> list:
         out = []
@@ -280,7 +281,8 @@ class _Fuser:
             if n.op == "fused":
                 continue
             if kind in ("injective", "opaque") or n.op == "argmax":
-                self.refusals[i] = f"{n.op} is {kind if n.op != 'argmax' else 'an index reduction'}: never fused"
+                what = "an index reduction" if n.op == "argmax" else kind
+                self.refusals[i] = f"{n.op} is {what}: never fused"
 
 
 def _build(graph: Graph, fuser: _Fuser):

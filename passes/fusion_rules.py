@@ -173,7 +173,6 @@ def row_layout(nodes, operands, stored):
     k = ks.pop() if ks else max(d - 1, 0)
     layout = RowLayout(domain, k)
     row_shapes = {domain[:k], domain[:k] + (1,) * (d - k)}
-    col_shapes = {domain[k:], (1,) * k + domain[k:]}
     operand_ids = {id(v) for v in operands}
     level = layout.level
 
@@ -222,7 +221,8 @@ def row_layout(nodes, operands, stored):
                           f"only after every row: needs a second kernel")
         own = shape_level(out.type.shape)
         if own is None:
-            return None, f"{_desc(out)} of shape {list(out.type.shape)} fits no level of the row layout {list(domain)}"
+            return None, (f"{_desc(out)} of shape {list(out.type.shape)} fits no level of the "
+                          f"row layout {list(domain)}")
         if TOTAL in levels and own != PRE:
             return None, (f"{n.op} %{out.name} uses a total over every row inside the row "
                           f"loop: a reduction output feeds a broadcast over the reduced axis, "

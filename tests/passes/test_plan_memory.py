@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -12,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from ir import Graph, TensorType, emit  # noqa: E402
 from ir.symbolic import evaluate  # noqa: E402
 from passes import PassManager  # noqa: E402
-from passes.plan_memory import ALIGN, graph_buffers, place_buffers, plan_graph  # noqa: E402
+from passes.plan_memory import ALIGN, graph_buffers, plan_graph  # noqa: E402
 from tests.passes import golden_runner  # noqa: E402
 from tests.strategies import graphs  # noqa: E402
 
