@@ -279,6 +279,11 @@ POOL_CONFIGS = [
     (7, 6, (3, 2), (2, 3), (1, 0, 0, 1), True, False),
     (5, 5, (5, 5), (1, 1), (2, 2, 2, 2), False, False),
     (6, 5, (2, 3), (1, 1), (0, 0, 0, 0), False, True),
+    # non-overlapping windows (the span-store gradients), padding, ceil mode, wide rows
+    (9, 11, (2, 2), (2, 2), (1, 0, 0, 1), True, True),
+    (7, 20, (2, 3), (3, 3), (0, 1, 1, 0), False, False),
+    (5, 40, (2, 2), (2, 2), (0, 0, 0, 0), False, True),
+    (4, 37, (1, 3), (1, 3), (0, 2, 0, 2), True, False),
 ]
 
 
