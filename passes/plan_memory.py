@@ -23,7 +23,8 @@ it, so the numbers in a pipeline's statistics are the ones the native code uses.
    term by term: a difference of polynomials with no negative coefficient), so one plan
    serves every batch size. Among the valid candidates the one lowest at the planning
    binding (`hint`, default every symbol = 64) wins; offsets are rounded up to 64 bytes at
-   call time, which the +63 slack in each symbolic size allows for. Which buffers go low
+   call time, which the +63 slack of a symbolic size that is not always a multiple of 64
+   allows for (see `padded`). Which buffers go low
    depends on the planning binding, so several are tried (N = 16 ... 4096) and the plan
    whose arena is worst-case closest to the lower bound (checked at N = 1 ... 8192) is kept.
    Trade-off: a gap that fits at N=64 but not at every N is not used, so for shapes that mix
@@ -123,10 +124,14 @@ def _align(x: int) -> int:
 
 
 def padded(size):
-    """Bytes reserved for a buffer: a multiple of ALIGN when static; +ALIGN-1 of slack when
-    symbolic (its offset is rounded up at call time)."""
+    """Bytes reserved for a buffer. Static: rounded up to ALIGN. Symbolic: itself when every
+    coefficient is a multiple of ALIGN (then the buffer's end, rounded up, is its rounded-up
+    offset plus its size: nothing is lost to alignment), else ALIGN-1 bytes of slack for
+    rounding its offset up at call time."""
     if isinstance(size, int):
         return _align(size)
+    if all(c % ALIGN == 0 for _, c in size.terms):
+        return size
     return dim_add(size, ALIGN - 1)
 
 
