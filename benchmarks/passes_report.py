@@ -69,7 +69,14 @@ def loss_kernels(exe, names: set) -> int:
     return count
 
 
-def measure(graph, level: int, calls: int, ce_names: set) -> dict:
+def feeds_for(batch: int) -> dict:
+    rng = np.random.default_rng(0)
+    return {"x": rng.standard_normal((batch, 784)).astype(np.float32),
+            "y": rng.integers(0, 10, batch).astype(np.int64), "lr": np.float32(1e-3),
+            "step": np.int64(1), "loss_scale": np.float32(1.0)}
+
+
+def compile_level(graph, level: int, ce_names: set):
     os.environ["GRAPHC_CACHE"] = "0"          # compile times without the on-disk cache
     start = time.perf_counter()
     exe = graphc.compile(graph, opt_level=level, llvm_opt_level=2, cache=False)
@@ -77,22 +84,29 @@ def measure(graph, level: int, calls: int, ce_names: set) -> dict:
     passes_s = sum(r.seconds for r in exe.optimization.records) if exe.optimization else 0.0
     memory = exe.compiled.plan.memory
     env = {"N": BATCH}
-    rng = np.random.default_rng(0)
-    feeds = {"x": rng.standard_normal((BATCH, 784)).astype(np.float32),
-             "y": rng.integers(0, 10, BATCH).astype(np.int64), "lr": np.float32(1e-3),
-             "step": np.int64(1), "loss_scale": np.float32(1.0)}
-    for _ in range(10):
-        exe.run(feeds)
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        exe.run(feeds)
-        times.append(time.perf_counter() - t0)
-    return {"level": level, "kernels": exe.kernel_count, "nodes": len(exe.graph.nodes),
-            "arena": exe.arena_bytes(N=BATCH), "lower_bound": memory.lower_bound(env),
-            "unplanned": memory.unplanned_bytes(env), "loss_kernels": loss_kernels(exe, ce_names),
-            "step_ms": statistics.median(times) * 1e3, "compile_s": compile_s,
-            "passes_s": passes_s, "inplace": len(memory.inplace)}
+    row = {"level": level, "kernels": exe.kernel_count, "nodes": len(exe.graph.nodes),
+           "arena": exe.arena_bytes(N=BATCH), "lower_bound": memory.lower_bound(env),
+           "unplanned": memory.unplanned_bytes(env), "loss_kernels": loss_kernels(exe, ce_names),
+           "compile_s": compile_s, "passes_s": passes_s, "inplace": len(memory.inplace),
+           "times": []}
+    return exe, row
+
+
+def time_steps(exes, rows, calls: int, rounds: int = 6) -> None:
+    """Median step time per level; the levels take turns (rounds of calls // rounds each) so
+    that a change in the machine's load affects them alike."""
+    feeds = feeds_for(BATCH)
+    for exe in exes:
+        for _ in range(10):
+            exe.run(feeds)
+    for _ in range(rounds):
+        for exe, row in zip(exes, rows):
+            for _ in range(max(1, calls // rounds)):
+                t0 = time.perf_counter()
+                exe.run(feeds)
+                row["times"].append(time.perf_counter() - t0)
+    for row in rows:
+        row["step_ms"] = statistics.median(row["times"]) * 1e3
 
 
 def _load() -> str:
@@ -106,7 +120,9 @@ def report(calls: int) -> str:
     graph = train_step_graph()
     load_before = _load()
     ce = cross_entropy_names(graph)
-    rows = [measure(graph, level, calls, ce) for level in (0, 1, 2)]
+    compiled = [compile_level(graph, level, ce) for level in (0, 1, 2)]
+    rows = [row for _, row in compiled]
+    time_steps([exe for exe, _ in compiled], rows, calls)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [BEGIN, "## Issue 5: optimising passes on the MLP training step", "",
              "Command: `python -m benchmarks.passes_report --write` (from the repository root)",
@@ -116,8 +132,9 @@ def report(calls: int) -> str:
              f"{load_before} before the run",
              f"graph: examples/mnist.py train_step (784-400-100-10, ReLU, softmax cross "
              f"entropy, Adam), {len(graph.nodes)} traced nodes; batch N={BATCH}",
-             f"step time: median of {calls} calls after 10 warm-up calls; LLVM O2 at every "
-             f"level (only the graph passes differ); compile time without the on-disk cache",
+             f"step time: median of {calls} calls per level after 10 warm-up calls, the levels "
+             f"taking turns in 6 rounds; LLVM O2 at every level (only the graph passes "
+             f"differ); compile time without the on-disk cache",
              "```", "",
              "| level | pipeline | kernels/step | arena bytes | lower bound | arena/bound | "
              "unplanned sum | softmax-CE kernels | step time | compile (passes) |",
