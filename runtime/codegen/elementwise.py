@@ -225,10 +225,20 @@ def _store_all(kb, g: _GroupEmitter, stores, site: _Site) -> None:
         kb.store(buf, site.base, g.value_at(value, site))
 
 
+def vector_lanes(kb: KernelBuilder, values) -> int:
+    """W for the widest element among `values` (bools and 4-byte types: the f32 width)."""
+    widest = max((v.type.dtype.itemsize for v in values), default=4)
+    return kb.target.vector_width(max(widest, 4))
+
+
 def lower_group_node(kb: KernelBuilder, node) -> None:
-    """Lowering of one elementwise node: a group of one."""
+    """Lowering of one elementwise node: a group of one, in explicit `<W x T>` vectors when
+    its loop is flat (the vector math of vecmath.py then applies; LLVM's vectoriser would
+    leave transcendental calls scalar)."""
     leaves = dict(zip(node.inputs, kb.inputs))
-    emit_elementwise_group(kb, [node], leaves, list(zip(node.outputs, kb.outputs)))
+    flat = node.op not in NEEDS_COORDS and node.outputs[0].type.rank > 0
+    lanes = vector_lanes(kb, node.inputs + node.outputs) if flat else 1
+    emit_elementwise_group(kb, [node], leaves, list(zip(node.outputs, kb.outputs)), lanes)
 
 
 def lower_fused_subgraph(kb: KernelBuilder, subgraph) -> None:

@@ -151,11 +151,21 @@ def _exp(ec, a):
     return h.intrinsic(ec.b, "exp", [x])
 
 
-emitter("log")(_intrinsic_unary("log"))
+def _vector_or(vector_fn, scalar_fn):
+    """f32 vectors: the IR polynomial of vecmath.py (LLVM would make one libm call per
+    lane); scalars and f64: `scalar_fn` (LLVM intrinsic or libm)."""
+    def emit(ec, a):
+        if vecmath.is_f32_vector(a[0]):
+            return vector_fn(ec.b, a[0])
+        return scalar_fn(ec, a)
+    return emit
+
+
+emitter("log")(_vector_or(vecmath.log_f32_vector, _intrinsic_unary("log")))
 emitter("sqrt")(_intrinsic_unary("sqrt"))
-emitter("log1p")(_libm_unary("log1p"))
-emitter("tanh")(_libm_unary("tanh"))
-emitter("erf")(_libm_unary("erf"))
+emitter("log1p")(_vector_or(vecmath.log1p_f32_vector, _libm_unary("log1p")))
+emitter("tanh")(_vector_or(vecmath.tanh_f32_vector, _libm_unary("tanh")))
+emitter("erf")(_vector_or(vecmath.erf_f32_vector, _libm_unary("erf")))
 
 
 @emitter("rsqrt")
