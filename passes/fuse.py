@@ -202,7 +202,10 @@ class _Fuser:
                 if all(self.group[u] == gid for u in self.users[p]) and \
                         id(pn.outputs[0]) not in self.outputs and \
                         self.try_merge([gid, p]) is None:
+                    # a merge keeps the smaller group id: follow it, then rescan operands
+                    gid = self.group[p]
                     changed = True
+                    break
 
     # -- phase 2: producers into consumers ------------------------------------------------
     def producers_into_consumers(self) -> None:

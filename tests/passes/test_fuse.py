@@ -117,3 +117,25 @@ def test_mlp_training_step_kernels_and_softmax_cross_entropy():
     want, got = run(g, feeds), run(out, feeds)
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_epilogue_side_node_defined_before_the_contraction():
+    """A bias broadcast emitted BEFORE its matmul joins the epilogue group under the
+    broadcast's (smaller) group id; the absorption loop must follow that id (it used to look
+    up the vanished one: KeyError on ONNX-imported GRU graphs)."""
+    g = Graph("bias_first")
+    x = g.add_input("x", TensorType((4, 3), "f32"))
+    w = g.add_input("w", TensorType((3, 5), "f32"))
+    b = g.add_input("b", TensorType((5,), "f32"))
+    bias = emit(g, "broadcast", [b], {"shape": (4, 5), "dims": (1,)})
+    y = emit(g, "matmul", [x, w])
+    out = emit(g, "tanh", [emit(g, "add", [y, bias])])
+    g.add_output(out, "out")
+    fused, _ = fuse(g)
+    verify(fused)
+    assert [n.op for n in fused.nodes] == ["fused"]
+    rng = np.random.default_rng(0)
+    args = {"x": rng.standard_normal((4, 3), np.float32),
+            "w": rng.standard_normal((3, 5), np.float32),
+            "b": rng.standard_normal(5, np.float32)}
+    np.testing.assert_array_equal(run(fused, args)["out"], run(g, args)["out"])
