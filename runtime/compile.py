@@ -127,7 +127,7 @@ COMPILE_CACHE = CompileCache()
 def cache_key(graph: Graph, target: Target, options: CompileOptions) -> tuple:
     code_graph = graph.clone()
     code_graph.initializers = {}
-    return (structural_hash(code_graph), target.key, options.key())
+    return (structural_hash(code_graph), target.key, options.key(), objcache.codegen_knobs())
 
 
 def compile_graph(graph: Graph, opt_level: int = 2, target: Optional[Target] = None,

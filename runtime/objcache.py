@@ -51,9 +51,15 @@ def codegen_fingerprint() -> str:
 CODEGEN_ANALYSES = ("plan_memory.py", "fusion_rules.py")
 
 
-def entry_key(graph_key: tuple) -> str:
+def codegen_knobs() -> tuple:
+    """Module-level switches that change the code generated for a graph (tests turn them)."""
     from . import threads
-    text = repr((graph_key, codegen_fingerprint(), threads.MIN_PARALLEL_NS))
+    from .codegen import conv_direct, elementwise
+    return (threads.MIN_PARALLEL_NS, elementwise.MIN_CHUNK, conv_direct.ENABLED)
+
+
+def entry_key(graph_key: tuple) -> str:
+    text = repr((graph_key, codegen_fingerprint(), codegen_knobs()))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

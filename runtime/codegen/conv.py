@@ -18,8 +18,9 @@ from __future__ import annotations
 import llvmlite.ir as ir
 
 from . import helpers as h
-from .conv_gemm import (ConvGeometry, emit_conv_forward, emit_conv_grad_filter,
-                        emit_conv_grad_input)
+from . import conv_direct
+from .conv_gemm import (ConvGeometry, can_flip, emit_conv_forward, emit_conv_grad_filter,
+                        emit_conv_grad_input, flip_for_grad_input)
 from .epilogue import Epilogue, OutputSite, apply, masked_load, masked_store
 from .kernel import Buffer, KernelBuilder
 from .registry import lowering
@@ -97,7 +98,12 @@ def emit_conv2d(kb: KernelBuilder, x: Buffer, w: Buffer, y: Buffer, attrs,
     (see epilogue.py) maps each finished output value to the value stored, with coords
     (n, channel, oh, ow)."""
     if y.dtype.is_float and attrs["groups"] == 1:
-        emit_conv_forward(kb, x, w, y, ConvGeometry(attrs, x.shape, w.shape, y.shape[2:]))
+        width = kb.target.vector_width(y.dtype.itemsize)
+        if conv_direct.supports(attrs, x.shape, w.shape, width):
+            geo = conv_direct.DirectGeometry(attrs, x.shape, w.shape, y.shape[2:], width)
+            conv_direct.emit_direct_forward(kb, x, w, y, geo)
+        else:
+            emit_conv_forward(kb, x, w, y, ConvGeometry(attrs, x.shape, w.shape, y.shape[2:]))
         if epilogue is not None:
             _epilogue_pass(kb, y, epilogue)
         return
@@ -141,8 +147,16 @@ def _epilogue_pass(kb: KernelBuilder, y: Buffer, epilogue: Epilogue) -> None:
 def _conv2d_grad_input(kb: KernelBuilder, node) -> None:
     (dy, w), (dx,) = kb.inputs, kb.outputs
     if dx.dtype.is_float and node.attrs["groups"] == 1:
-        emit_conv_grad_input(kb, dy, w, dx, ConvGeometry(node.attrs, dx.shape, w.shape,
-                                                         dy.shape[2:]))
+        geo = ConvGeometry(node.attrs, dx.shape, w.shape, dy.shape[2:])
+        width = kb.target.vector_width(dx.dtype.itemsize)
+        if can_flip(geo):
+            flipped, attrs = flip_for_grad_input(kb, w, dx.dtype, geo)
+            t_w = (geo.c, geo.o, geo.kh, geo.kw)
+            if conv_direct.supports(attrs, dy.shape, t_w, width):
+                dgeo = conv_direct.DirectGeometry(attrs, dy.shape, t_w, dx.shape[2:], width)
+                conv_direct.emit_direct_forward(kb, dy, None, dx, dgeo, w_ptr=flipped)
+                return
+        emit_conv_grad_input(kb, dy, w, dx, geo)
         return
     g = _Geometry(kb, node.attrs, dx.shape, w.shape, dy.shape[2:])
     b = kb.b
@@ -161,6 +175,11 @@ def _conv2d_grad_input(kb: KernelBuilder, node) -> None:
 def _conv2d_grad_filter(kb: KernelBuilder, node) -> None:
     (x, dy), (dw,) = kb.inputs, kb.outputs
     if dw.dtype.is_float and node.attrs["groups"] == 1:
+        width = kb.target.vector_width(dw.dtype.itemsize)
+        if conv_direct.supports(node.attrs, x.shape, dw.shape, width):
+            geo = conv_direct.DirectGeometry(node.attrs, x.shape, dw.shape, dy.shape[2:], width)
+            conv_direct.emit_direct_grad_filter(kb, x, dy, dw, geo)
+            return
         emit_conv_grad_filter(kb, x, dy, dw, ConvGeometry(node.attrs, x.shape, dw.shape,
                                                           dy.shape[2:]))
         return

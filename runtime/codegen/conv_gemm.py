@@ -258,24 +258,39 @@ def emit_conv_grad_filter(kb, x, dy, dw, geo: ConvGeometry) -> None:
 FLIPPED_WEIGHTS_MAX = 65536      # elements: the flipped copy lives on the kernel's stack
 
 
+def flip_for_grad_input(kb, w, dtype, geo: ConvGeometry):
+    """(pointer to w flipped and transposed [C, O, KH, KW] in the kernel's frame, the attrs
+    of the forward convolution that computes dx from dy with it): for unit stride and
+    dilation, dx = conv2d(dy, flip(w)^T, padding K-1-p)."""
+    b = kb.b
+    ftype = h.register_type(dtype)
+    flipped = kb.local(ir.ArrayType(ftype, geo.ckk * geo.o), "w.flipped")
+    flipped.type = h.PTR
+    kk = geo.khw
+    with h.loop_nest(b, [_i(geo.o), _i(geo.c), _i(kk)], name="flip") as (o, c, t):
+        src = b.add(b.mul(b.add(b.mul(o, _i(geo.c)), c), _i(kk)), t)
+        dst = b.add(b.mul(b.add(b.mul(c, _i(geo.o)), o), _i(kk)), b.sub(_i(kk - 1), t))
+        value = h.load_element(b, w.ptr, src, dtype, dtype.itemsize)
+        h.store_element(b, value, flipped, dst, dtype, dtype.itemsize)
+    attrs = {"stride": (1, 1), "dilation": (1, 1), "groups": 1,
+             "padding": (geo.kh - 1 - geo.pt, geo.kw - 1 - geo.pl,
+                         geo.kh - 1 - geo.pt, geo.kw - 1 - geo.pl)}
+    return flipped, attrs
+
+
+def can_flip(geo: ConvGeometry) -> bool:
+    return (geo.sh, geo.sw, geo.dh, geo.dw) == (1, 1, 1, 1) and \
+        geo.ckk * geo.o <= FLIPPED_WEIGHTS_MAX
+
+
 def emit_conv_grad_input(kb, dy, w, dx, geo: ConvGeometry) -> None:
     width = kb.target.vector_width(dx.dtype.itemsize)
     n = kb.dim(dx.shape[0])
-    if (geo.sh, geo.sw, geo.dh, geo.dw) == (1, 1, 1, 1) and geo.ckk * geo.o <= FLIPPED_WEIGHTS_MAX:
+    if can_flip(geo):
         # unit stride: dx = conv2d(dy, w flipped and transposed, padding K-1-p), one product
         # of depth O*KH*KW per image (the forward kernel, contiguous loads in the packing)
-        b = kb.b
-        ftype = h.register_type(dx.dtype)
-        flipped = kb.local(ir.ArrayType(ftype, geo.ckk * geo.o), "w.flipped")
-        flipped.type = h.PTR
+        flipped, attrs = flip_for_grad_input(kb, w, dx.dtype, geo)
         kk = geo.khw
-        with h.loop_nest(b, [_i(geo.o), _i(geo.c), _i(kk)], name="flip") as (o, c, t):
-            src = b.add(b.mul(b.add(b.mul(o, _i(geo.c)), c), _i(kk)), t)
-            dst = b.add(b.mul(b.add(b.mul(c, _i(geo.o)), o), _i(kk)), b.sub(_i(kk - 1), t))
-            value = h.load_element(b, w.ptr, src, dx.dtype, dx.dtype.itemsize)
-            h.store_element(b, value, flipped, dst, dx.dtype, dx.dtype.itemsize)
-        attrs = {"stride": (1, 1), "dilation": (1, 1), "groups": 1,
-                 "padding": (geo.kh - 1 - geo.pt, geo.kw - 1 - geo.pl, 0, 0)}
         tgeo = ConvGeometry(attrs, (None, geo.o, geo.oh, geo.ow), (geo.c, geo.o, geo.kh, geo.kw),
                             (geo.hgt, geo.wid))
         run_gemm(kb, ConvForward(tgeo), dx.dtype, (flipped, dy.ptr, dx.ptr), n, _i(1),

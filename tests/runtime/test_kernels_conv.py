@@ -1,7 +1,8 @@
-"""conv2d and both gradients on the gemm workers (runtime/codegen/conv_gemm.py) against the
-reference interpreter: strides, paddings (asymmetric, larger than the kernel reach), dilation,
-widths below/above the vector width, unit-stride and general paths, symbolic batch values
-(including a batch of 0 and 1), with one thread and with two (threshold forced to 0)."""
+"""conv2d and both gradients, on the gemm workers (runtime/codegen/conv_gemm.py) and as direct
+convolutions (conv_direct.py, unit stride), against the reference interpreter: strides,
+paddings (asymmetric, larger than the kernel reach), dilation, widths below/above the vector
+width, unit-stride and general paths, symbolic batch values (including a batch of 0 and 1),
+with one thread and with two (threshold forced to 0)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +12,7 @@ import ir
 import runtime.threads as threads
 from ir import Graph, TensorType, emit
 from runtime import compile_graph, Executable
+from runtime.codegen import conv_direct
 
 CONFIGS = [  # (C, H, W, O, KH, KW, stride, padding, dilation)
     (1, 28, 28, 6, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1)),
@@ -43,15 +45,16 @@ def _graph():
     return g
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    saved = threads.MIN_PARALLEL_NS
+@pytest.fixture(scope="module", params=["direct", "gemm"])
+def compiled(request):
+    saved = threads.MIN_PARALLEL_NS, conv_direct.ENABLED
     threads.MIN_PARALLEL_NS = 0
+    conv_direct.ENABLED = request.param == "direct"
     try:
         g = _graph()
         return g, compile_graph(g, cache=False)
     finally:
-        threads.MIN_PARALLEL_NS = saved
+        threads.MIN_PARALLEL_NS, conv_direct.ENABLED = saved
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
