@@ -101,7 +101,8 @@ def emit_conv2d(kb: KernelBuilder, x: Buffer, w: Buffer, y: Buffer, attrs,
         width = kb.target.vector_width(y.dtype.itemsize)
         if conv_direct.supports(attrs, x.shape, w.shape, width):
             geo = conv_direct.DirectGeometry(attrs, x.shape, w.shape, y.shape[2:], width)
-            conv_direct.emit_direct_forward(kb, x, w, y, geo)
+            conv_direct.emit_direct_forward(kb, x, w, y, geo, epilogue=epilogue)
+            return
         else:
             emit_conv_forward(kb, x, w, y, ConvGeometry(attrs, x.shape, w.shape, y.shape[2:]))
         if epilogue is not None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import llvmlite.ir as ir
 
 from . import helpers as h
-from .epilogue import masked_load, masked_store
+from .epilogue import OutputSite, apply, masked_load, masked_store
 from .parallel import parallel_for
 from .reduce import horizontal
 
@@ -88,9 +88,11 @@ def _tile_shape(g: DirectGeometry, rows_wanted: int) -> tuple:
     return mr, rows
 
 
-def emit_direct_forward(kb, x, w, y, g: DirectGeometry, w_ptr=None) -> None:
+def emit_direct_forward(kb, x, w, y, g: DirectGeometry, w_ptr=None, epilogue=None) -> None:
     """y = conv2d(x, w) (unit stride); `w_ptr` replaces w's pointer (e.g. flipped weights
-    built in the kernel's frame); x, w, y are the kernel's Buffers."""
+    built in the kernel's frame); x, w, y are the kernel's Buffers. `epilogue` (epilogue.py)
+    is applied to each finished vector in the tile's store phase (coords (n, o, oh, ow0),
+    lanes along ow, masked at the row end)."""
     b = kb.b
     ftype = h.register_type(y.dtype)
     n = kb.dim(x.shape[0])
@@ -102,11 +104,12 @@ def emit_direct_forward(kb, x, w, y, g: DirectGeometry, w_ptr=None) -> None:
         wb = wkb.b
         xw, yw = wkb.remap(x), wkb.remap(y)
         weights = wb.inttoptr(args[0], h.PTR)
-        _forward_image(wb, g, ftype, xw.ptr, weights, yw.ptr, item, mr, rows, y.dtype.itemsize)
+        _forward_image(wb, g, ftype, xw.ptr, weights, yw.ptr, item, mr, rows, y.dtype.itemsize,
+                       epilogue)
     parallel_for(kb, n, work_ns, body, args=[b.ptrtoint(w_arg, h.I64)], name="dconv")
 
 
-def _forward_image(b, g, ftype, x_ptr, w_ptr, y_ptr, n, mr, rows, esize) -> None:
+def _forward_image(b, g, ftype, x_ptr, w_ptr, y_ptr, n, mr, rows, esize, epilogue) -> None:
     vt = ir.VectorType(ftype, g.w)
     fma = h.declare(b.module, f"llvm.fma.{h.type_suffix(vt)}", vt, [vt, vt, vt])
     x_img = b.gep(x_ptr, [b.mul(n, h.i64(g.c * g.hgt * g.wid))], inbounds=True,
@@ -167,10 +170,18 @@ def _forward_image(b, g, ftype, x_ptr, w_ptr, y_ptr, n, mr, rows, esize) -> None
         b.position_at_end(c_done)
         for o in range(n_out):
             for v, (r, s) in enumerate(segs):
-                at = b.add(b.mul(b.add(h.i64((o0 + o) * g.oh), b.add(oh0, h.i64(r))),
-                                 h.i64(g.ow)), h.i64(s * g.w))
+                oh = b.add(oh0, h.i64(r))
+                at = b.add(b.mul(b.add(h.i64((o0 + o) * g.oh), oh), h.i64(g.ow)),
+                           h.i64(s * g.w))
                 p = b.gep(y_img, [at], inbounds=True, source_etype=ftype)
-                masked_store(b, cur[o][v], p, g.out_mask(s), esize)
+                value = cur[o][v]
+                if epilogue is not None:
+                    index = b.add(b.mul(n, h.i64(g.o * g.oh * g.ow)), at)
+                    mask = g.out_mask(s) if (s + 1) * g.w > g.ow else None
+                    site = OutputSite((n, h.i64(o0 + o), oh, h.i64(s * g.w)), index, g.w, 3,
+                                      h.i64(1), mask)
+                    value = apply(epilogue, b, value, site)
+                masked_store(b, value, p, g.out_mask(s), esize)
 
     full_rows = g.oh - g.oh % rows
     for o0 in range(0, g.o, mr):

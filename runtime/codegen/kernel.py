@@ -56,6 +56,7 @@ class KernelBuilder:
         self.function.attributes.add("noinline")
         args = self.function.args
         args[0].add_attribute("noalias")
+        args[0].name = "errinfo"
         self.errinfo = args[0]
         self.symbol_values = dict(zip(ctx.symbols, args[1:1 + n_sym]))
         for name_, arg in self.symbol_values.items():

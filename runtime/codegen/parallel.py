@@ -13,11 +13,21 @@ i64 values. Items are claimed dynamically from an atomic counter (runtime/thread
 the caller and on the pool's workers; below `threads.MIN_PARALLEL_NS` of estimated work
 (`work_ns`, an i64 value) the caller runs every item itself, with no pool involved.
 
+While `body` runs, the PARENT kernel builder is redirected into the worker too (its builder,
+dims, buffers and symbol values are the worker's): code written against the parent, such as
+a fused epilogue closure (epilogue.py) built before the loop was outlined, then emits into
+the worker unchanged. This works because the worker names its copies of the kernel's
+arguments exactly as the kernel does (`in0`, `sym.N`, ...), so a reference to a kernel
+argument resolves, in the IR text, to the worker's copy; any other value of the kernel
+function that leaks into the worker is caught when the worker is finished (CompileError,
+never wrong code).
+
 A worker cannot report errors (it returns nothing): `wkb.check` raises a CompileError, so
 ops that check at run time (gather) keep their loops serial.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, Sequence
 
 import llvmlite.ir as ir
@@ -52,12 +62,16 @@ class WorkerKernel(KernelBuilder):
         self.b = b = ir.IRBuilder(self._start)
         self._dims = {}
         layout = _layout(parent)
-        self.errinfo = self.word(CTX_ERRINFO, h.PTR)
-        self.symbol_values = {s: self.word(k, h.I64) for s, k in layout["symbols"].items()}
-        self.inputs = [Buffer(self.word(k, h.PTR), buf.dtype, buf.shape, buf.align)
+        # copies of the kernel's arguments under the SAME names (see the module docstring)
+        self.errinfo = self.word(CTX_ERRINFO, h.PTR, parent.errinfo.name)
+        self.symbol_values = {s: self.word(k, h.I64, parent.symbol_values[s].name)
+                              for s, k in layout["symbols"].items()}
+        self.inputs = [Buffer(self.word(k, h.PTR, buf.ptr.name), buf.dtype, buf.shape, buf.align)
                        for buf, k in zip(parent.inputs, layout["inputs"])]
-        self.outputs = [Buffer(self.word(k, h.PTR), buf.dtype, buf.shape, buf.align)
+        self.outputs = [Buffer(self.word(k, h.PTR, buf.ptr.name), buf.dtype, buf.shape,
+                               buf.align)
                         for buf, k in zip(parent.outputs, layout["outputs"])]
+        self._arg_names = {a.name for a in parent.function.args}
         self._remap = {id(o.ptr): i for o, i in zip(parent.inputs + parent.outputs,
                                                     self.inputs + self.outputs)}
         self.args = [self.word(layout["args"] + k, h.I64) for k in range(n_args)]
@@ -65,10 +79,11 @@ class WorkerKernel(KernelBuilder):
         self.counter = b.gep(self.context, [h.i64(CTX_COUNTER)], inbounds=True,
                              source_etype=h.I64)
 
-    def word(self, k: int, typ) -> ir.Value:
-        v = self.b.load(self.b.gep(self.context, [h.i64(k)], inbounds=True, source_etype=h.I64),
-                        typ=h.I64, align=8)
-        return self.b.inttoptr(v, h.PTR) if typ is h.PTR else v
+    def word(self, k: int, typ, name: str = "") -> ir.Value:
+        p = self.b.gep(self.context, [h.i64(k)], inbounds=True, source_etype=h.I64)
+        if typ is h.PTR:
+            return self.b.inttoptr(self.b.load(p, typ=h.I64, align=8), h.PTR, name=name)
+        return self.b.load(p, typ=h.I64, align=8, name=name)
 
     def remap(self, buf: Buffer) -> Buffer:
         """The worker's view of one of the parent kernel's buffers."""
@@ -84,6 +99,42 @@ class WorkerKernel(KernelBuilder):
 
     def finish(self) -> None:
         self.b.ret_void()
+        self._check_no_leaks()
+
+    def _check_no_leaks(self) -> None:
+        """Every value the worker uses is its own, a constant or global, or a kernel argument
+        it has a same-named copy of."""
+        fn = self.function
+        for block in fn.blocks:
+            for instr in block.instructions:
+                ops = list(instr.operands)
+                if isinstance(instr, ir.PhiInstr):
+                    ops += [v for v, _ in instr.incomings]
+                for op in ops:
+                    if isinstance(op, ir.Argument) and op.parent is not fn:
+                        if op.parent is not self.parent.function or op.name not in self._arg_names:
+                            raise CompileError(f"parallel loop body uses argument %{op.name} "
+                                               "of another function (a codegen bug)")
+                    elif isinstance(op, ir.Instruction) and op.function is not fn:
+                        raise CompileError(f"parallel loop body uses %{op.name} computed in "
+                                           f"{op.function.name} (a codegen bug: compute it "
+                                           "inside the body or pass it in `args`)")
+
+    @contextmanager
+    def redirect(self, kb: KernelBuilder):
+        """Point `kb` (the parent) into this worker for the duration (module docstring)."""
+        fields = ("b", "function", "_start", "_alloca_builder", "_dims", "symbol_values",
+                  "errinfo", "inputs", "outputs")
+        saved = {f: getattr(kb, f) for f in fields}
+        for f in fields:
+            setattr(kb, f, getattr(self, f) if f != "_dims" else self._dims)
+        kb.check = self.check
+        try:
+            yield
+        finally:
+            for f, v in saved.items():
+                setattr(kb, f, v)
+            del kb.check
 
 
 def _layout(kb: KernelBuilder) -> dict:
@@ -136,7 +187,8 @@ def parallel_for(kb: KernelBuilder, n_items: ir.Value, work_ns: ir.Value,
     item = threads.next_item(wb, wkb.counter)
     wb.cbranch(wb.icmp_signed("<", item, wkb.n_items), work, done)
     wb.position_at_end(work)
-    body(wkb, item, wkb.args)
+    with wkb.redirect(kb):
+        body(wkb, item, wkb.args)
     wb.branch(head)
     wb.position_at_end(done)
     wkb.finish()

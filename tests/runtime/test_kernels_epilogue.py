@@ -35,14 +35,14 @@ def _bias_relu(bias_buf, axis):
     return epilogue
 
 
-def _coordinate_code(b, value, site):
-    """Epilogue that stores a code of each lane's coordinates (base 1000) instead of the
+def _coordinate_code(b, value, site, base=1000):
+    """Epilogue that stores a code of each lane's coordinates (in `base`) instead of the
     value, plus value * 0 (so it stays a function of the computed value)."""
     code = h.i64(0)
     for c in site.coords:
-        code = b.add(b.mul(code, h.i64(1000)), c)
+        code = b.add(b.mul(code, h.i64(base)), c)
     if site.lanes > 1:
-        weight = 1000 ** (len(site.coords) - 1 - site.lane_axis % len(site.coords))
+        weight = base ** (len(site.coords) - 1 - site.lane_axis % len(site.coords))
         steps = ir_const_vector([k * weight for k in range(site.lanes)])
         code = b.add(h.splat(b, code, site.lanes), steps)
     return b.fadd(b.sitofp(code, value.type), b.fmul(value, h.const_like(value.type, 0.0)))
@@ -107,11 +107,12 @@ def test_matmul_epilogue_sees_each_output_once_with_its_coordinates():
     np.testing.assert_array_equal(got, (p * 1000 + i) * 1000 + j)
 
 
-@pytest.mark.parametrize("groups", [1, 2])
-def test_conv2d_epilogue_bias_relu(groups):
-    attrs = {"stride": (1, 2), "padding": (1, 0, 1, 2), "dilation": (1, 1), "groups": groups}
+@pytest.mark.parametrize("groups,stride", [(1, (1, 2)), (2, (1, 2)), (1, (1, 1))])
+def test_conv2d_epilogue_bias_relu(groups, stride):
+    # stride (1, 1) takes the direct kernel (conv_direct.py), the others the gemm path
+    attrs = {"stride": stride, "padding": (1, 0, 1, 2), "dilation": (1, 1), "groups": groups}
     x_t, w_t = TensorType((N, 4, 7, 6), "f32"), TensorType((6, 4 // groups, 3, 2), "f32")
-    out_t = TensorType((N, 6, 7, 4), "f32")
+    out_t = TensorType((N, 6, 7, 4 if stride[1] == 2 else 7), "f32")
 
     def emit(kb):
         x, w, bias = kb.inputs
@@ -153,3 +154,21 @@ def test_load_lanes_contiguous_strided_and_masked(stride, active):
     want = np.zeros(lanes, np.float32)
     want[:active] = src[2::stride][:active]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("stride,width", [((1, 1), 21), ((1, 1), 5), ((2, 1), 21)])
+def test_conv2d_epilogue_sees_each_output_once_with_its_coordinates(stride, width):
+    attrs = {"stride": stride, "padding": (0, 1, 0, 1), "dilation": (1, 1), "groups": 1}
+    oh = (5 - 3) // stride[0] + 1
+    x_t, w_t = TensorType((2, 3, 5, width), "f32"), TensorType((4, 3, 3, 3), "f32")
+    out_t = TensorType((2, 4, oh, width), "f32")
+
+    def emit(kb):
+        x, w = kb.inputs
+        emit_conv2d(kb, x, w, kb.outputs[0], attrs,
+                    lambda b, v, site: _coordinate_code(b, v, site, 100))   # exact in f32
+    fns, _ = compile_kernels([(emit, [x_t, w_t], [out_t])])
+    (got,) = fns[0](np.ones((2, 3, 5, width), np.float32), np.ones((4, 3, 3, 3), np.float32),
+                    N=1)
+    n, o, r, c = np.meshgrid(*(np.arange(d) for d in (2, 4, oh, width)), indexing="ij")
+    np.testing.assert_array_equal(got, ((n * 100 + o) * 100 + r) * 100 + c)
