@@ -101,7 +101,10 @@ def emit_conv2d(kb: KernelBuilder, x: Buffer, w: Buffer, y: Buffer, attrs,
         width = kb.target.vector_width(y.dtype.itemsize)
         if conv_direct.supports(attrs, x.shape, w.shape, width):
             geo = conv_direct.DirectGeometry(attrs, x.shape, w.shape, y.shape[2:], width)
-            conv_direct.emit_direct_forward(kb, x, w, y, geo, epilogue=epilogue)
+            if conv_direct.prefers_channels(geo):
+                conv_direct.emit_direct_forward_channels(kb, x, w, y, geo, epilogue=epilogue)
+            else:
+                conv_direct.emit_direct_forward(kb, x, w, y, geo, epilogue=epilogue)
             return
         else:
             emit_conv_forward(kb, x, w, y, ConvGeometry(attrs, x.shape, w.shape, y.shape[2:]))
@@ -155,7 +158,8 @@ def _conv2d_grad_input(kb: KernelBuilder, node) -> None:
             t_w = (geo.c, geo.o, geo.kh, geo.kw)
             if conv_direct.supports(attrs, dy.shape, t_w, width):
                 dgeo = conv_direct.DirectGeometry(attrs, dy.shape, t_w, dx.shape[2:], width)
-                conv_direct.emit_direct_forward(kb, dy, None, dx, dgeo, w_ptr=flipped)
+                conv_direct.emit_direct_forward(kb, dy, None, dx, dgeo, w_ptr=flipped,
+                                                skip_rows=True)
                 return
         emit_conv_grad_input(kb, dy, w, dx, geo)
         return
@@ -179,7 +183,10 @@ def _conv2d_grad_filter(kb: KernelBuilder, node) -> None:
         width = kb.target.vector_width(dw.dtype.itemsize)
         if conv_direct.supports(node.attrs, x.shape, dw.shape, width):
             geo = conv_direct.DirectGeometry(node.attrs, x.shape, dw.shape, dy.shape[2:], width)
-            conv_direct.emit_direct_grad_filter(kb, x, dy, dw, geo)
+            if conv_direct.filter_prefers_channels(geo):
+                conv_direct.emit_direct_grad_filter_channels(kb, x, dy, dw, geo)
+            else:
+                conv_direct.emit_direct_grad_filter(kb, x, dy, dw, geo)
             return
         emit_conv_grad_filter(kb, x, dy, dw, ConvGeometry(node.attrs, x.shape, dw.shape,
                                                           dy.shape[2:]))

@@ -21,6 +21,8 @@ CONFIGS = [  # (C, H, W, O, KH, KW, stride, padding, dilation)
     (3, 9, 21, 5, 3, 3, (2, 1), (1, 1, 0, 1), (2, 1)),
     (2, 5, 5, 3, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1)),
     (3, 8, 19, 17, 3, 3, (1, 1), (1, 1, 1, 1), (1, 2)),
+    # channel-vectorised direct kernels with two channel vectors and padded rows
+    (3, 7, 7, 20, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),
 ]
 
 

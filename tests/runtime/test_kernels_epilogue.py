@@ -156,19 +156,21 @@ def test_load_lanes_contiguous_strided_and_masked(stride, active):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("stride,width", [((1, 1), 21), ((1, 1), 5), ((2, 1), 21)])
-def test_conv2d_epilogue_sees_each_output_once_with_its_coordinates(stride, width):
+@pytest.mark.parametrize("stride,width,chans", [((1, 1), 21, 4), ((1, 1), 5, 4),
+                                                ((2, 1), 21, 4), ((1, 1), 5, 20)])
+def test_conv2d_epilogue_sees_each_output_once_with_its_coordinates(stride, width, chans):
+    # (1, 1): direct kernels (20 channels of 5-wide rows: vectors along the channels)
     attrs = {"stride": stride, "padding": (0, 1, 0, 1), "dilation": (1, 1), "groups": 1}
     oh = (5 - 3) // stride[0] + 1
-    x_t, w_t = TensorType((2, 3, 5, width), "f32"), TensorType((4, 3, 3, 3), "f32")
-    out_t = TensorType((2, 4, oh, width), "f32")
+    x_t, w_t = TensorType((2, 3, 5, width), "f32"), TensorType((chans, 3, 3, 3), "f32")
+    out_t = TensorType((2, chans, oh, width), "f32")
 
     def emit(kb):
         x, w = kb.inputs
         emit_conv2d(kb, x, w, kb.outputs[0], attrs,
                     lambda b, v, site: _coordinate_code(b, v, site, 100))   # exact in f32
     fns, _ = compile_kernels([(emit, [x_t, w_t], [out_t])])
-    (got,) = fns[0](np.ones((2, 3, 5, width), np.float32), np.ones((4, 3, 3, 3), np.float32),
-                    N=1)
-    n, o, r, c = np.meshgrid(*(np.arange(d) for d in (2, 4, oh, width)), indexing="ij")
+    (got,) = fns[0](np.ones((2, 3, 5, width), np.float32),
+                    np.ones((chans, 3, 3, 3), np.float32), N=1)
+    n, o, r, c = np.meshgrid(*(np.arange(d) for d in (2, chans, oh, width)), indexing="ij")
     np.testing.assert_array_equal(got, ((n * 100 + o) * 100 + r) * 100 + c)
