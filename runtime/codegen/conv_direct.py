@@ -82,12 +82,19 @@ def _row_ok(b, ih, hgt):
     return b.icmp_unsigned("<", ih, h.i64(hgt))
 
 
+VECTOR_REGISTERS = 28             # of 32: accumulators + broadcasts + loaded vectors
+
+
 def _tile_shape(g: DirectGeometry, rows_wanted: int) -> tuple:
-    """(MR, output rows per tile) within the accumulator budget."""
-    mr = min(rows_wanted, 8)
-    rows = max(1, min(g.oh, MAX_ACCUMULATORS // (mr * g.seg)))
-    while mr * rows * g.seg > MAX_ACCUMULATORS and mr > 1:
-        mr -= 1
+    """(MR, output rows per tile): channels in balanced blocks of at most 8, then as many
+    output rows as keep the MR x NV accumulators (NV = rows * segments), the MR weight
+    broadcasts and the NV input vectors all in registers (a spill costs more than a smaller
+    tile; 12 accumulators already hide the FMA latency)."""
+    blocks = -(-rows_wanted // 8)
+    mr = -(-rows_wanted // blocks)
+    rows = 1
+    while rows < g.oh and mr * (rows + 1) * g.seg + mr + (rows + 1) * g.seg <= VECTOR_REGISTERS:
+        rows += 1
     return mr, rows
 
 
@@ -235,8 +242,9 @@ def emit_direct_grad_filter(kb, x, dy, dw, g: DirectGeometry) -> None:
     b = kb.b
     ftype = h.register_type(dw.dtype)
     n = kb.dim(x.shape[0])
-    mr = max(1, min(g.o, MAX_ACCUMULATORS // g.kw, 6))
-    blocks = -(-g.o // mr)
+    mr_max = max(1, min(g.o, MAX_ACCUMULATORS // g.kw, 6))
+    blocks = -(-g.o // mr_max)
+    mr = -(-g.o // blocks)                       # balanced channel blocks
     items = h.i64(blocks * g.c * g.kh)
     work_ns = b.sdiv(b.mul(n, h.i64(2 * g.o * g.oh * g.ow * g.ckk)), h.i64(60))
 
