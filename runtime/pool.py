@@ -2,11 +2,12 @@
 
 Generated modules run a parallel region with
 
-    void graphc_parallel(void (*fn)(void *), void *ctx, int32_t threads)
+    void graphc_parallel(void (*fn)(void *, int32_t), void *ctx, int32_t threads)
 
-which runs `fn(ctx)` on the calling thread AND on up to `threads - 1` pool workers. `fn`
-hands out work items itself (an atomic counter in `ctx`), so every participant takes items
-until none are left. The point of this pool (versus libgomp's) is what the caller waits
+which runs `fn(ctx, 0)` on the calling thread AND `fn(ctx, k)` on up to `threads - 1` pool
+workers (k = 1, 2, ... in the order they join). `fn` hands out work items itself (atomic
+counters in `ctx`, runtime/threads.py), so every participant takes items until none are
+left. The point of this pool (versus libgomp's) is what the caller waits
 for: only the workers that actually JOINED the region. A worker that is asleep, or
 descheduled because another process holds its core, simply never joins (the caller and the
 others do its share); libgomp's end-of-region barrier waited for it, and a 2 us region took
@@ -103,7 +104,7 @@ class _PoolIR:
         self.syscall = ir.Function(m, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
         self.sched_yield = ir.Function(m, ir.FunctionType(I32, []), "sched_yield")
         self.rdcycle = ir.Function(m, ir.FunctionType(I64, []), "llvm.readcyclecounter")
-        self.task_type = ir.FunctionType(VOID, [PTR])
+        self.task_type = ir.FunctionType(VOID, [PTR, I32])   # (ctx, participant)
         self._worker_main()
         self._parallel()
         self._start()
@@ -153,7 +154,7 @@ class _PoolIR:
         b.store(gen, seen)
         task = b.inttoptr(self.load(b, self.fn, I64, "monotonic"), _CalleePointer(self.task_type))
         ctx = b.inttoptr(self.load(b, self.ctx, I64, "monotonic"), PTR)
-        b.call(task, [ctx])
+        b.call(task, [ctx, b.add(count, _c(I32, 1))])      # participants 1, 2, ...
         b.atomic_rmw("sub", self.state, _c(I64, 1), "release")
         b.store(b.call(self.rdcycle, []), spin_start)
         b.branch(blocks["poll"])
@@ -210,7 +211,7 @@ class _PoolIR:
         b.cbranch(got, team, alone)
 
         b.position_at_end(alone)
-        b.call(task, [ctx])
+        b.call(task, [ctx, _c(I32, 0)])
         b.ret_void()
 
         b.position_at_end(team)
@@ -230,7 +231,7 @@ class _PoolIR:
         b.branch(work)
 
         b.position_at_end(work)
-        b.call(task, [ctx])
+        b.call(task, [ctx, _c(I32, 0)])                             # the caller is 0
         b.atomic_rmw("or", self.state, _c(I64, _CLOSED), "seq_cst")      # nobody joins now
         own_done = b.call(self.rdcycle, [])
         spins = b.alloca(I32, name="spins")

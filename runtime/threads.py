@@ -3,11 +3,12 @@
 Python side: how many threads (`num_threads()`: GRAPHC_NUM_THREADS, else the CPUs this
 process may run on), starting the pool once, and writing the count into each compiled module.
 
-IR side: `emit_parallel(b, worker, ctx, n_items, work)` runs `void worker(ptr ctx)` on the
-calling thread and the pool's workers (`graphc_parallel`). Workers hand out items
-dynamically (`next_item`: an atomic counter in the context), so a thread that arrives late
-or is slowed by another process simply takes fewer items, and the caller waits only for the
-workers that actually joined. A region whose estimated single-thread work is below
+IR side: `emit_parallel(b, worker, ctx, n_items, work, claim)` runs `void worker(ptr ctx,
+i32 participant)` on the calling thread and the pool's workers (`graphc_parallel`).
+Workers claim items dynamically (`next_item`: atomic counters in a claim area, one home
+range per thread, then stealing), so a thread that arrives late or is slowed by another
+process simply takes fewer items, and the caller waits only for the workers that actually
+joined. A region whose estimated single-thread work is below
 `MIN_PARALLEL_NS` (or that has one item, or when the thread count is 1) calls the worker
 directly: no pool involved. The count is capped at the CPUs available, so regions never
 oversubscribe the machine.
@@ -90,31 +91,105 @@ def threads_global(module: ir.Module) -> ir.GlobalVariable:
     return g
 
 
+MAX_RANGES = 8                    # home ranges of a region (one per participating thread)
+CLAIM_WORDS = 8 * (MAX_RANGES + 1)  # [0] ranges, [1] items; range r's counter at 8*(r+1)
+
+
 def worker_type() -> ir.FunctionType:
-    return ir.FunctionType(ir.VoidType(), [PTR])
+    """void worker(ptr ctx, i32 participant): participant 0 is the calling thread, pool
+    workers are 1, 2, ... in the order they joined the region."""
+    return ir.FunctionType(ir.VoidType(), [PTR, I32])
+
+
+def claim_area(kb) -> ir.Value:
+    """A fresh claim area (CLAIM_WORDS i64, 64-byte aligned) in the kernel's frame."""
+    area = kb.local(ir.ArrayType(I64, CLAIM_WORDS), "claim")
+    area.align = 64
+    area.type = PTR                            # opaque: geps give element pointers
+    return area
+
+
+def _word(b, claim, k):
+    return b.gep(claim, [ir.Constant(I64, k)], inbounds=True, source_etype=I64)
 
 
 def emit_parallel(b: ir.IRBuilder, worker: ir.Function, ctx: ir.Value, n_items: ir.Value,
-                  work_ns: ir.Value, counter: ir.Value) -> None:
-    """Run `worker(ctx)` on the team (or just here when the work is small); `counter` (an i64
-    slot the workers' `next_item` reads) is reset to 0 first."""
+                  work_ns: ir.Value, claim: ir.Value) -> None:
+    """Run `worker(ctx, participant)` on the team (or just here when the work is small).
+
+    Items [0, n_items) are split into one contiguous HOME range per thread (`claim`, which
+    the workers' `next_item` reads): participant p takes items from range p first, then
+    from the others. Each thread thus tends to get the same items call after call (their
+    data stays in its own caches: a batch-1 layer's weights stay in each core's L2), claims
+    touch a counter no other thread is using until it steals, and a participant that
+    arrives late or never simply has its range taken by the others."""
     module = b.module
-    b.store(ir.Constant(I64, 0), counter, align=8)
     threads = b.load(threads_global(module), typ=I32, align=4)
     wide = b.and_(b.icmp_signed(">", threads, ir.Constant(I32, 1)),
                   b.and_(b.icmp_signed(">", n_items, ir.Constant(I64, 1)),
                          b.icmp_signed(">=", work_ns, ir.Constant(I64, MIN_PARALLEL_NS))))
+    t64 = b.sext(threads, I64)
+    used = b.select(b.icmp_signed("<", n_items, t64), n_items, t64)
+    used = b.select(b.icmp_signed("<", used, ir.Constant(I64, MAX_RANGES)), used,
+                    ir.Constant(I64, MAX_RANGES))
+    ranges = b.select(wide, used, ir.Constant(I64, 1))
+    setup_claim(b, claim, n_items, ranges)
     with b.if_else(wide) as (team, alone):
         with team:
             run = _declare(module, pool.PARALLEL_SYMBOL,
                            ir.FunctionType(ir.VoidType(), [PTR, PTR, I32]))
-            used = b.select(b.icmp_signed("<", n_items, b.sext(threads, I64)),
-                            b.trunc(n_items, I32), threads)
-            b.call(run, [worker, ctx, used])
+            b.call(run, [worker, ctx, b.trunc(ranges, I32)])
         with alone:
-            b.call(worker, [ctx])
+            b.call(worker, [ctx, ir.Constant(I32, 0)])
 
 
-def next_item(b: ir.IRBuilder, counter: ir.Value) -> ir.Value:
-    """Claim the next work item (an atomic fetch-and-add on the shared counter)."""
-    return b.atomic_rmw("add", counter, ir.Constant(I64, 1), "monotonic")
+def setup_claim(b: ir.IRBuilder, claim: ir.Value, n_items: ir.Value, ranges: ir.Value) -> None:
+    """Split [0, n_items) into `ranges` (1..MAX_RANGES, an i64) home ranges in `claim`."""
+    b.store(ranges, _word(b, claim, 0), align=8)
+    b.store(n_items, _word(b, claim, 1), align=8)
+    for r in range(MAX_RANGES):
+        # range r starts at r*n/ranges (words of ranges past `ranges` are never read)
+        start = b.sdiv(b.mul(ir.Constant(I64, r), n_items), ranges)
+        b.store(start, _word(b, claim, 8 * (r + 1)), align=8)
+
+
+def new_cursor(b: ir.IRBuilder, alloca_builder: ir.IRBuilder = None) -> ir.Value:
+    """A worker's claim cursor (how many ranges past its home it has moved), at 0."""
+    slot = (alloca_builder or b).alloca(I64, name="claim.cursor")
+    b.store(ir.Constant(I64, 0), slot, align=8)
+    return slot
+
+
+def next_item(b: ir.IRBuilder, claim: ir.Value, participant: ir.Value,
+              cursor: ir.Value) -> ir.Value:
+    """The next item for `participant` (an i64 in [0, n_items)), or n_items when every
+    range is exhausted: an atomic fetch-and-add on the counter of range (p + cursor) mod
+    ranges, moving the cursor on while that range is used up."""
+    fn = b.function
+    ranges = b.load(_word(b, claim, 0), typ=I64, align=8)
+    n = b.load(_word(b, claim, 1), typ=I64, align=8)
+    p = b.zext(participant, I64)
+    head = fn.append_basic_block("claim")
+    try_r = fn.append_basic_block("claim.try")
+    moved = fn.append_basic_block("claim.next")
+    done = fn.append_basic_block("claim.done")
+    b.branch(head)
+    b.position_at_end(head)
+    j = b.load(cursor, typ=I64, align=8)
+    b.cbranch(b.icmp_signed("<", j, ranges), try_r, done)
+    b.position_at_end(try_r)
+    r = b.urem(b.add(p, j), ranges)
+    end = b.sdiv(b.mul(b.add(r, ir.Constant(I64, 1)), n), ranges)
+    counter = b.gep(claim, [b.mul(b.add(r, ir.Constant(I64, 1)), ir.Constant(I64, 8))],
+                    inbounds=True, source_etype=I64)
+    item = b.atomic_rmw("add", counter, ir.Constant(I64, 1), "monotonic")
+    got = b.icmp_signed("<", item, end)
+    b.cbranch(got, done, moved)
+    b.position_at_end(moved)
+    b.store(b.add(j, ir.Constant(I64, 1)), cursor, align=8)
+    b.branch(head)
+    b.position_at_end(done)
+    result = b.phi(I64, name="item")
+    result.add_incoming(n, head)
+    result.add_incoming(item, try_r)
+    return result

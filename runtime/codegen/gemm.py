@@ -19,7 +19,9 @@ Structure (BLIS-like, with A read in place):
   has enough independent accumulators to hide the FMA latency.
 - Few rows (M < SMALL_M, e.g. batch-1 inference, and B not transposed): B is read in place
   (no packing: the pack would cost as much as the product) by a one-row micro-kernel over
-  NV_DIRECT vectors with masked loads at the right edge.
+  NV_DIRECT vectors with masked loads at the right edge (it is bound by reading B: one
+  pass, no reuse). Each panel is an item, so with the threads' home ranges
+  (runtime/threads.py) every core reads the same columns of B call after call.
 
 Results accumulate with fused multiply-adds in k order within a depth block, so they agree
 with numpy/BLAS to rounding (the differential tests' `accum` tolerance), not bit for bit.
@@ -261,7 +263,7 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     nr = tile.nv * width
     fn = ir.Function(module, threads.worker_type(), name=name)
     fn.linkage = "internal"
-    (ctx,) = fn.args
+    ctx, participant = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     pack = None
     if tile.packed:
@@ -272,7 +274,8 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     m, n, k_dim, n_slices = st["m"], st["n"], st["k"], st["q"]
     n_cb, n_rb = ctx_get(b, ctx, _Ctx.N_COL_BLOCKS), ctx_get(b, ctx, _Ctx.N_ROW_BLOCKS)
     row_block, n_items = ctx_get(b, ctx, _Ctx.ROW_BLOCK), ctx_get(b, ctx, _Ctx.N_ITEMS)
-    counter = b.gep(ctx, [h.i64(_Ctx.COUNTER)], inbounds=True, source_etype=h.I64)
+    claim = ctx_get(b, ctx, _Ctx.COUNTER, h.PTR)
+    cursor = threads.new_cursor(b)
     panels = _ceil_div(b, n, h.i64(nr))
     n_kb = _max(b, _ceil_div(b, k_dim, h.i64(KC)), h.i64(1))
 
@@ -281,7 +284,7 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     exit_ = fn.append_basic_block("exit")
     b.branch(head)
     b.position_at_end(head)
-    item = threads.next_item(b, counter)
+    item = threads.next_item(b, claim, participant, cursor)
     b.cbranch(b.icmp_signed("<", item, n_items), body, exit_)
     b.position_at_end(body)
     # item -> (batch, column block, row block), row block fastest
@@ -393,7 +396,8 @@ def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: 
     for slot, value in ((_Ctx.P, batch), (_Ctx.M, m), (_Ctx.N, n), (_Ctx.K, k_dim),
                         (_Ctx.Q, slices)):
         put(slot, value)
-    counter = b.gep(ctx, [h.i64(_Ctx.COUNTER)], inbounds=True, source_etype=h.I64)
+    counter = threads.claim_area(kb)
+    put(_Ctx.COUNTER, counter)
     # ~ single-thread nanoseconds: 2*M*N*K flops at ~50 per ns, plus streaming B once
     depth = b.mul(k_dim, slices)
     flops = b.mul(b.mul(batch, m), b.mul(n, depth))
@@ -418,7 +422,9 @@ def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: 
 def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n, work_ns):
     nr = tile.nv * width
     panels = _ceil_div(b, n, h.i64(nr))
-    n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK))
+    # packed tiles group panels so one packing serves several; unpacked ones need no packing,
+    # so every panel is an item (finer balance, and each thread keeps its panels' columns)
+    n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK if tile.packed else 1))
     n_rb = _ceil_div(b, m, h.i64(MC))
     # enough items for every thread to have two (dynamic balance), rows permitting
     want = _ceil_div(b, h.i64(4), b.mul(batch, n_cb))

@@ -9,8 +9,8 @@ The kernel's arguments (errinfo, symbol values, buffer pointers) and the extra i
 them back, so inside it `wkb.inputs[k]` / `wkb.outputs[k]` are the same buffers as the
 kernel's (same dtype, shape, alignment; `wkb.remap(buf)` maps any of the kernel's Buffers to
 the worker's), `wkb.dim(d)` evaluates dims from the same symbol values, and `args` arrive as
-i64 values. Items are claimed dynamically from an atomic counter (runtime/threads.py), on
-the caller and on the pool's workers; below `threads.MIN_PARALLEL_NS` of estimated work
+i64 values. Items are claimed dynamically (home ranges, then stealing: runtime/threads.py),
+on the caller and on the pool's workers; below `threads.MIN_PARALLEL_NS` of estimated work
 (`work_ns`, an i64 value) the caller runs every item itself, with no pool involved.
 
 While `body` runs, the PARENT kernel builder is redirected into the worker too (its builder,
@@ -52,7 +52,7 @@ class WorkerKernel(KernelBuilder):
         fn = ir.Function(self.module, threads.worker_type(), name=self.module.get_unique_name(name))
         fn.linkage = "internal"
         self.function = fn
-        (self.context,) = fn.args
+        self.context, self.participant = fn.args
         self.context.add_attribute("noalias")
         allocas = fn.append_basic_block("allocas")
         self._start = fn.append_basic_block("entry")
@@ -76,8 +76,8 @@ class WorkerKernel(KernelBuilder):
                                                     self.inputs + self.outputs)}
         self.args = [self.word(layout["args"] + k, h.I64) for k in range(n_args)]
         self.n_items = self.word(CTX_ITEMS, h.I64)
-        self.counter = b.gep(self.context, [h.i64(CTX_COUNTER)], inbounds=True,
-                             source_etype=h.I64)
+        self.claim = self.word(CTX_COUNTER, h.PTR)
+        self.cursor = threads.new_cursor(b, self._alloca_builder)
 
     def word(self, k: int, typ, name: str = "") -> ir.Value:
         p = self.b.gep(self.context, [h.i64(k)], inbounds=True, source_etype=h.I64)
@@ -166,6 +166,8 @@ def parallel_for(kb: KernelBuilder, n_items: ir.Value, work_ns: ir.Value,
             value = b.ptrtoint(value, h.I64)
         b.store(value, b.gep(ctx, [h.i64(k)], inbounds=True, source_etype=h.I64), align=8)
 
+    claim = threads.claim_area(kb)
+    put(CTX_COUNTER, claim)
     put(CTX_ITEMS, n_items)
     put(CTX_ERRINFO, kb.errinfo)
     for s, k in layout["symbols"].items():
@@ -184,7 +186,7 @@ def parallel_for(kb: KernelBuilder, n_items: ir.Value, work_ns: ir.Value,
     done = wkb.function.append_basic_block("done")
     wb.branch(head)
     wb.position_at_end(head)
-    item = threads.next_item(wb, wkb.counter)
+    item = threads.next_item(wb, wkb.claim, wkb.participant, wkb.cursor)
     wb.cbranch(wb.icmp_signed("<", item, wkb.n_items), work, done)
     wb.position_at_end(work)
     with wkb.redirect(kb):
@@ -193,8 +195,7 @@ def parallel_for(kb: KernelBuilder, n_items: ir.Value, work_ns: ir.Value,
     wb.position_at_end(done)
     wkb.finish()
 
-    counter = b.gep(ctx, [h.i64(CTX_COUNTER)], inbounds=True, source_etype=h.I64)
-    threads.emit_parallel(b, wkb.function, ctx, n_items, work_ns, counter)
+    threads.emit_parallel(b, wkb.function, ctx, n_items, work_ns, claim)
 
 
 def chunking(b: ir.IRBuilder, count: ir.Value, min_chunk: int, align: int,

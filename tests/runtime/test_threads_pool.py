@@ -30,21 +30,32 @@ def _module():
     m.triple, m.data_layout = target.triple, target.data_layout()
     par = llir.Function(m, llir.FunctionType(llir.VoidType(), [h.PTR, h.PTR, h.I32]),
                         PARALLEL_SYMBOL)
-    # ctx: [counts ptr, n_items, counter, nested, threads]
+    # ctx: [counts ptr, n_items, claim area ptr, nested, threads]
     worker = llir.Function(m, threads.worker_type(), "worker")
     inner = llir.Function(m, threads.worker_type(), "inner")
+
+    def new_claim(b, n_items, n_threads):
+        area = b.alloca(llir.ArrayType(h.I64, threads.CLAIM_WORDS))
+        area.align = 64
+        area.type = h.PTR
+        ranges = b.select(b.icmp_signed("<", n_threads, h.i64(threads.MAX_RANGES)), n_threads,
+                          h.i64(threads.MAX_RANGES))
+        threads.setup_claim(b, area, n_items, ranges)
+        return area
     for fn, is_inner in ((worker, False), (inner, True)):
-        (ctx,) = fn.args
+        ctx, participant = fn.args
         b = llir.IRBuilder(fn.append_basic_block("entry"))
 
         def word(k, b=b, ctx=ctx):
             return b.gep(ctx, [h.i64(k)], source_etype=h.I64)
         counts = b.inttoptr(b.load(word(0), typ=h.I64), h.PTR)
         n_items = b.load(word(1), typ=h.I64)
+        claim = b.inttoptr(b.load(word(2), typ=h.I64), h.PTR)
+        cursor = threads.new_cursor(b)
         head, body, done = (fn.append_basic_block(x) for x in ("head", "body", "done"))
         b.branch(head)
         b.position_at_end(head)
-        item = threads.next_item(b, word(2))
+        item = threads.next_item(b, claim, participant, cursor)
         b.cbranch(b.icmp_signed("<", item, n_items), body, done)
         b.position_at_end(body)
         b.atomic_rmw("add", b.gep(counts, [item], source_etype=h.I64), h.i64(1), "monotonic")
@@ -53,8 +64,10 @@ def _module():
             with b.if_then(b.icmp_signed("!=", nested, h.i64(0))):
                 sub = b.alloca(llir.ArrayType(h.I64, 5))
                 sub.type = h.PTR
-                for k, v in enumerate((b.ptrtoint(counts, h.I64), h.i64(3), h.i64(0),
-                                       h.i64(0))):
+                n_threads = b.load(word(4), typ=h.I64)
+                sub_claim = new_claim(b, h.i64(3), n_threads)
+                for k, v in enumerate((b.ptrtoint(counts, h.I64), h.i64(3),
+                                       b.ptrtoint(sub_claim, h.I64), h.i64(0))):
                     b.store(v, b.gep(sub, [h.i64(k)], source_etype=h.I64))
                 b.call(par, [inner, sub, b.trunc(b.load(word(4), typ=h.I64), h.I32)])
         b.branch(head)
@@ -65,8 +78,9 @@ def _module():
     b = llir.IRBuilder(run.append_basic_block("entry"))
     ctx = b.alloca(llir.ArrayType(h.I64, 5))
     ctx.type = h.PTR
-    for k, v in enumerate((b.ptrtoint(counts, h.I64), n_items, h.i64(0), b.sext(nested, h.I64),
-                           b.sext(n_threads, h.I64))):
+    claim = new_claim(b, n_items, b.sext(n_threads, h.I64))
+    for k, v in enumerate((b.ptrtoint(counts, h.I64), n_items, b.ptrtoint(claim, h.I64),
+                           b.sext(nested, h.I64), b.sext(n_threads, h.I64))):
         b.store(v, b.gep(ctx, [h.i64(k)], source_etype=h.I64))
     b.call(par, [worker, ctx, n_threads])
     b.ret(h.i32(0))
@@ -80,7 +94,7 @@ def pool_run():
     return _module()
 
 
-@pytest.mark.parametrize("n_threads", [1, 2, 8])
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 8])
 def test_every_item_runs_once(pool_run, n_threads):
     _, run = pool_run
     for n_items in (0, 1, 2, 5, 64, 1000):
