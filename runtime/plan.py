@@ -191,6 +191,8 @@ def plan_buffers(graph: Graph) -> BufferPlan:
     for view, src in root.items():
         home[view] = home[src]
 
+    for v, p in _direct_updates(graph, home, root, params, returned, updates):
+        home[v] = Home(PARAM, p)                  # written in place: no copy at the end
     targets = {p for _, _, p in updates}
     update_copies = []
     for name, v, p in updates:
@@ -204,6 +206,69 @@ def plan_buffers(graph: Graph) -> BufferPlan:
         update_copies.append((h, v.type.dtype, v.type.shape, p))
     return BufferPlan(symbols, data_inputs, params, returned, updates, home, kernel_nodes,
                       slots, output_copies, snapshots, update_copies, memory)
+
+
+CAN_FAIL = frozenset({"gather", "argmax"})       # kernels that may return an error
+
+
+def _can_fail(node) -> bool:
+    if node.op in CAN_FAIL:
+        return True
+    body = node.attrs.get("body") if node.op == "fused" else None
+    return body is not None and any(_can_fail(n) for n in body.nodes)
+
+
+def _elementwise_reader(node, value) -> bool:
+    """`node` is one elementwise loop that reads `value` (if at all) only at the element it
+    writes: a plain elementwise op, or a fused elementwise group whose body never
+    broadcasts that operand."""
+    from ir.opdef import get_op
+    if node.op != "fused":
+        return get_op(node.op).fusion == "elementwise" and node.op not in ("iota",)
+    if node.attrs["kind"] != "elementwise":
+        return False
+    body = node.attrs["body"]
+    inner = {id(b): o for o, b in zip(node.inputs, body.inputs)}
+    for n in body.nodes:
+        if n.op == "broadcast" and any(inner.get(id(x)) is value for x in n.inputs):
+            return False
+    return True
+
+
+def _direct_updates(graph, home, root, params, returned, updates) -> list:
+    """(new value, param index) pairs whose producing kernel can write the param's buffer
+    directly instead of the end-of-call copy (which streamed every parameter, and the
+    optimizer state, once more per training step). Safe when: the producer is one
+    elementwise loop that reads the old parameter (if at all) only at the element it is
+    writing; no later node reads the old parameter; neither value is returned; and no later
+    kernel can fail (a failed call then leaves the parameters untouched, as before)."""
+    order = {id(n): i for i, n in enumerate(graph.nodes)}
+    last_read: dict = {}
+    for i, n in enumerate(graph.nodes):
+        for x in n.inputs:
+            last_read[id(root.get(x, x))] = i          # a view reads its source's bytes
+    fails_from = len(graph.nodes)
+    for i in range(len(graph.nodes) - 1, -1, -1):
+        if _can_fail(graph.nodes[i]):
+            fails_from = i
+            break
+    shown = {id(v) for _, v in returned}
+    out = []
+    for _, v, p in updates:
+        old = params[p]
+        node = v.producer
+        if node is None or id(node) not in order or home.get(v) is None:
+            continue
+        i = order[id(node)]
+        if (home[v].kind != ARENA or id(v) in shown or id(old) in shown
+                or last_read.get(id(old), -1) > i or fails_from > i
+                and fails_from < len(graph.nodes)):
+            continue
+        if not _elementwise_reader(node, old) or any(
+                x is not old and root.get(x, x) is old for x in node.inputs):
+            continue
+        out.append((v, p))
+    return out
 
 
 def _nbytes(v: Value):

@@ -189,10 +189,11 @@ def _profile_counters(module: ir.Module, slots: int) -> ir.GlobalVariable:
 
 
 def _allow_in_place(kb: KernelBuilder, homes: list, n_symbols: int) -> None:
-    """An arena slot passed twice to one kernel is an in-place update planned by
-    passes/plan_memory.py: those arguments may alias, so they lose `noalias`."""
+    """A buffer passed twice to one kernel is an in-place update (an arena slot planned by
+    passes/plan_memory.py, or a parameter written directly by its update: plan.py): those
+    arguments may alias, so they lose `noalias`."""
     for k, home in enumerate(homes):
-        if home.kind == ARENA and homes.count(home) > 1:
+        if home.kind in (ARENA, PARAM) and homes.count(home) > 1:
             kb.function.args[1 + n_symbols + k].attributes.discard("noalias")
 
 
