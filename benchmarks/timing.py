@@ -7,8 +7,19 @@ import time
 import numpy as np
 
 
-def median_seconds(fn, reps: int = 50, warmup: int = 5, budget: float = 3.0) -> float:
-    """Median wall time of `fn()` over `reps` calls (fewer if `budget` seconds run out)."""
+SETTLE_SECONDS = 0.3
+
+
+def median_seconds(fn, reps: int = 50, warmup: int = 5, budget: float = 3.0,
+                   settle: float = SETTLE_SECONDS) -> float:
+    """Median wall time of `fn()` over `reps` calls (fewer if `budget` seconds run out).
+
+    First it sleeps `settle` seconds: the thread pools of the library measured just before
+    (OpenMP, OpenBLAS, graphc's own) spin for a while after their last work, and a peer
+    measured while they still hold the cores would be slowed by them (graphc's pool even
+    backs off to one thread when it sees a worker descheduled)."""
+    if settle:
+        time.sleep(settle)
     for _ in range(warmup):
         fn()
     times = []

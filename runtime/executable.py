@@ -45,6 +45,7 @@ from .plan import call_signature, describe
 
 
 _DENSE_AND_ALIGNED = 0x0001 | 0x0100       # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
+_OUT_FLAGS = _DENSE_AND_ALIGNED | 0x0400    # ... | NPY_ARRAY_WRITEABLE
 
 
 def _address(arr: np.ndarray) -> int:
@@ -116,33 +117,43 @@ class Executable:
 
     # -- calling -------------------------------------------------------------------------------
     def __call__(self, *args, out=None, **named):
-        if not named and out is None:
-            results = self._fast_call(args)
+        if not named:
+            results = self._fast_call(args, out)
         else:
             results = self._call(args, named, out)
         if len(results) == 1:
             return results[0]
         return tuple(results)
 
-    def _fast_call(self, args):
-        """The common call (positional arrays, fresh outputs) with the checks of an earlier
-        call reused: when every argument is an ndarray of the expected dtype, dense and
-        aligned, with exactly the shapes a full check already accepted, the symbol binding,
-        output shapes and arena size are that check's. Anything else takes `_call`."""
+    def _fast_call(self, args, out=None):
+        """The common call (positional arrays; fresh outputs or `out=`) with the checks of an
+        earlier call reused: when every argument is an ndarray of the expected dtype, dense
+        and aligned, with exactly the shapes a full check already accepted, the symbol
+        binding, output shapes and arena size are that check's. `out=` arrays must match
+        exactly (dtype, shape, dense, aligned, writeable) and not overlap an input or the
+        parameters (address ranges). Anything else takes `_call` (full checks, clear
+        errors)."""
         dtypes = self._input_dtypes
         if len(args) != len(dtypes):
-            return self._call(args, {}, None)
+            return self._call(args, {}, out)
         shapes = []
         for arr, want in zip(args, dtypes):
             if type(arr) is not np.ndarray or arr.dtype is not want or \
                     arr.flags.num & _DENSE_AND_ALIGNED != _DENSE_AND_ALIGNED:
-                return self._call(args, {}, None)
+                return self._call(args, {}, out)
             shapes.append(arr.shape)
         known = self._accepted.get(tuple(shapes))
         if known is None or self._params.unset:
-            return self._call(args, {}, None)
+            return self._call(args, {}, out)
         env, out_specs, arena_bytes = known
-        outputs = [np.empty(shape, dtype) for shape, dtype in out_specs]
+        addresses = [_address(arr) for arr in args]
+        if out is None:
+            outputs = [np.empty(shape, dtype) for shape, dtype in out_specs]
+            addresses += [_address(arr) for arr in outputs]
+        else:
+            outputs = self._fast_out(out, out_specs, args, addresses)
+            if outputs is None:
+                return self._call(args, {}, out)
         pool = self._pool
         try:
             ctx = pool.pop()                        # atomic under the GIL
@@ -152,13 +163,8 @@ class Executable:
             if ctx.binding != env:
                 ctx.bind(env, arena_bytes)
             table = ctx.table
-            k = 0
-            for arr in args:
-                table[k] = _address(arr)
-                k += 1
-            for arr in outputs:
-                table[k] = _address(arr)
-                k += 1
+            for k, address in enumerate(addresses):
+                table[k] = address
             status = self._entry(ctx.table_address, ctx.symbols_address)
             if status:
                 raise self._runtime_error(status, ctx.errinfo)
@@ -172,6 +178,36 @@ class Executable:
             raise ArgumentError(f"run() takes a dict of inputs by name, found "
                                 f"{type(inputs).__name__}")
         return dict(zip(self.output_names, self._call((), inputs, out)))
+
+    def _fast_out(self, out, out_specs, args, addresses):
+        """The `out=` arrays in output order if each is exactly right and separate from the
+        inputs, the parameters and the other outputs (their addresses are appended to
+        `addresses`, which holds the inputs'); None to take the full checks."""
+        if type(out) is np.ndarray:
+            arrays = [out]
+        elif type(out) is dict and len(out) == len(out_specs):
+            try:
+                arrays = [out[name] for name in self.output_names]
+            except KeyError:
+                return None
+        else:
+            return None
+        if len(arrays) != len(out_specs):
+            return None
+        spans = [(a, a + arr.nbytes) for a, arr in zip(addresses, args)]
+        spans.append(self._params.span)
+        for arr, (shape, dtype) in zip(arrays, out_specs):
+            if type(arr) is not np.ndarray or arr.dtype is not dtype or arr.shape != shape \
+                    or arr.flags.num & _OUT_FLAGS != _OUT_FLAGS:
+                return None
+            lo = _address(arr)
+            hi = lo + arr.nbytes
+            for olo, ohi in spans:
+                if lo < ohi and olo < hi:
+                    return None                  # overlap: let the full check report it
+            spans.append((lo, hi))
+            addresses.append(lo)
+        return arrays
 
     def _call(self, args, named, out):
         arrays = self._checker.collect(args, named)

@@ -53,6 +53,8 @@ class ParamStore:
             view = self.block[off:off + nbytes].view(v.type.dtype.np_dtype).reshape(shape)
             self.views[v.name] = view
         self.addresses = [data_address(self.views[v.name]) for v in self.values]
+        base = data_address(self.block)
+        self.span = (base, base + self.block.nbytes)   # every param lives in this range
         self.unset = {v.name for v in self.values}
         self.set({k: a for k, a in initializers.items() if k in self.views}, source="initializer")
 

@@ -398,11 +398,12 @@ def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: 
         put(slot, value)
     counter = threads.claim_area(kb)
     put(_Ctx.COUNTER, counter)
-    # ~ single-thread nanoseconds: 2*M*N*K flops at ~50 per ns, plus streaming B once
+    # ~ single-thread nanoseconds: 2*M*N*K flops at ~100 per ns (the packed kernel's rate
+    # here), plus streaming B once
     depth = b.mul(k_dim, slices)
-    flops = b.mul(b.mul(batch, m), b.mul(n, depth))
-    work_ns = b.add(b.sdiv(flops, h.i64(25)), b.sdiv(b.mul(b.mul(batch, n), depth),
-                                                        h.i64(4)))
+    macs = b.mul(b.mul(batch, m), b.mul(n, depth))
+    work_ns = b.add(b.sdiv(macs, h.i64(50)), b.sdiv(b.mul(b.mul(batch, n), depth),
+                                                       h.i64(4)))
     nonempty = b.and_(b.icmp_signed(">", b.mul(batch, m), h.i64(0)),
                       b.icmp_signed(">", n, h.i64(0)))
     with b.if_then(nonempty):
@@ -426,8 +427,10 @@ def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
     # so every panel is an item (finer balance, and each thread keeps its panels' columns)
     n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK if tile.packed else 1))
     n_rb = _ceil_div(b, m, h.i64(MC))
-    # enough items for every thread to have two (dynamic balance), rows permitting
-    want = _ceil_div(b, h.i64(4), b.mul(batch, n_cb))
+    # enough items for every thread to have two (dynamic balance), rows permitting; a
+    # region too small to split keeps whole row blocks (each item packs B again)
+    split = b.icmp_signed(">=", work_ns, h.i64(threads.MIN_PARALLEL_NS))
+    want = _ceil_div(b, b.select(split, h.i64(4), h.i64(1)), b.mul(batch, n_cb))
     n_rb = _max(b, n_rb, _min(b, want, _ceil_div(b, m, h.i64(2 * tile.mr))))
     row_block = b.mul(_ceil_div(b, _ceil_div(b, m, n_rb), h.i64(tile.mr)), h.i64(tile.mr))
     n_rb = _ceil_div(b, m, row_block)

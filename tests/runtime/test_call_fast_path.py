@@ -75,3 +75,22 @@ def test_concurrent_callers(exe):
     for t in ts:
         t.join()
     assert not errors
+
+
+def test_out_arrays_on_the_fast_path(exe):
+    x, y = _xy(5, 3)
+    want = x * y + x
+    exe(x, y)                                             # accept the shapes
+    z = np.empty((5, 6), np.float32)
+    for out in (z, {"z": z}):
+        z[:] = 0
+        assert exe(x, y, out=out) is z
+        np.testing.assert_array_equal(z, want)
+    with pytest.raises(ArgumentError, match="overlaps"):
+        exe(x, y, out=x)                                  # the output would clobber an input
+    with pytest.raises(ArgumentError, match="expected a float32"):
+        exe(x, y, out=np.empty((5, 6), np.float64))
+    with pytest.raises(ArgumentError, match="C-contiguous"):
+        exe(x, y, out=np.empty((6, 5), np.float32).T)
+    with pytest.raises(ArgumentError, match="exactly the outputs"):
+        exe(x, y, out={"nope": z})
