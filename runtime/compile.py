@@ -32,7 +32,7 @@ from . import profile as profiling
 from . import codegen  # noqa: F401  (registers every lowering)
 from .codegen.module_builder import build_module, check_lowerings
 from .jit import JitModule
-from .plan import BufferPlan, plan_buffers
+from .plan import BufferPlan, placement_of, plan_buffers
 from .target import Target, host_target
 
 ENTRY_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
@@ -151,9 +151,12 @@ def compile_graph(graph: Graph, opt_level: int = 2, target: Optional[Target] = N
 def _compile(graph: Graph, target: Target, options: CompileOptions) -> CompiledGraph:
     t0 = time.perf_counter()
     check_lowerings(graph)
-    plan = plan_buffers(graph)
     jit = None
     disk_key = objcache.entry_key(cache_key(graph, target, options)) if objcache.enabled() else None
+    placement = objcache.load_json(disk_key, "plan") if disk_key is not None else None
+    plan = plan_buffers(graph, placement)
+    if disk_key is not None and placement is None:
+        objcache.store_json(disk_key, "plan", placement_of(plan))
     if disk_key is not None:
         obj = objcache.load(disk_key)
         if obj is not None:

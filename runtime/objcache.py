@@ -7,12 +7,15 @@ generator (the source of runtime/ and the threading threshold), so a changed cod
 never reuses stale code. Location: $GRAPHC_CACHE_DIR, else ~/.cache/graphc; GRAPHC_CACHE=0
 disables it. Entries are written atomically (temporary file + rename) with a header holding
 the payload's checksum; an entry that is truncated, corrupted or unreadable is ignored
-(and rebuilt by the caller). Nothing is unpickled: the payload is raw object bytes.
+(and rebuilt by the caller). Nothing is unpickled: the payload is raw object bytes. A JSON
+side entry per key holds the buffer placement (arena offsets as text), so a warm start
+skips the placement search too; a malformed one is ignored.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import tempfile
 from typing import Optional
@@ -86,14 +89,31 @@ def load(key: str) -> Optional[bytes]:
     return payload
 
 
+def load_json(key: str, kind: str):
+    """A JSON side entry (e.g. the buffer placement, kind "plan") or None."""
+    try:
+        with open(_path(key)[:-2] + f".{kind}.json", encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def store_json(key: str, kind: str, value) -> None:
+    _store_file(_path(key)[:-2] + f".{kind}.json", json.dumps(value).encode())
+
+
 def store(key: str, payload: bytes) -> None:
     """Write an entry atomically; any filesystem problem just leaves the cache as it was."""
-    path = _path(key)
+    _store_file(_path(key), MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+                + payload)
+
+
+def _store_file(path: str, data: bytes) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+            f.write(data)
         os.replace(tmp, path)
     except OSError:
         try:

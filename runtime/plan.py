@@ -27,11 +27,12 @@ snapshotted into the arena before any update is written.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from ir import CompileError
 from ir.graph import Graph, Value
-from ir.symbolic import SymDim, dim_add, dim_mul, format_dim, symbols_of
-from passes.plan_memory import graph_buffers, padded, place_buffers
+from ir.symbolic import SymDim, dim_add, dim_mul, format_dim, parse_dim, symbols_of
+from passes.plan_memory import MemoryPlan, graph_buffers, padded, place_buffers
 
 from .codegen.registry import LOWERINGS
 
@@ -150,7 +151,10 @@ def call_signature(graph: Graph) -> Signature:
     return Signature(symbols, data_inputs, params, returned, updates)
 
 
-def plan_buffers(graph: Graph) -> BufferPlan:
+def plan_buffers(graph: Graph, placement: Optional[list] = None) -> BufferPlan:
+    """The buffer plan of `graph`. `placement`: the arena offsets of an earlier plan of a
+    structurally equal graph (`placement_of(plan)`, e.g. from the on-disk cache), which
+    skips the placement search (the slowest part of planning); ignored if it does not fit."""
     sig = call_signature(graph)
     symbols, data_inputs, params = sig.symbols, sig.data_inputs, sig.params
     returned, updates = sig.returned, sig.updates
@@ -186,7 +190,7 @@ def plan_buffers(graph: Graph) -> BufferPlan:
         else:
             output_copies.append((v, k))
 
-    slots, memory = _assign_arena(graph, home, root, kernel_nodes, updates)
+    slots, memory = _assign_arena(graph, home, root, kernel_nodes, updates, placement)
     snapshots = []
     for view, src in root.items():
         home[view] = home[src]
@@ -285,7 +289,32 @@ def _new_slot(slots: list, v: Value) -> int:
     return len(slots) - 1
 
 
-def _assign_arena(graph, home, root, kernel_nodes, updates):
+def placement_of(plan: BufferPlan) -> list:
+    """The arena offsets of `plan` as text (one list of max-terms per buffer, in the order
+    graph_buffers gives them): what `plan_buffers(placement=...)` reuses."""
+    return [[format_dim(t) for t in plan.memory.offsets[b.key]] for b in plan.memory.buffers]
+
+
+def _cached_plan(buffers, placement) -> Optional[MemoryPlan]:
+    if placement is None or len(placement) != len(buffers):
+        return None
+    try:
+        offsets = {b.key: tuple(parse_dim(t) for t in terms)
+                   for b, terms in zip(buffers, placement)}
+    except Exception:                       # a malformed entry: plan from scratch
+        return None
+    plan = MemoryPlan(list(buffers), offsets)
+    by_key = {b.key: b for b in buffers}
+    for b in buffers:                       # the in-place pairs, as place_buffers lists them
+        r = b
+        while r.host is not None and r.host in by_key:
+            r = by_key[r.host]
+        if r is not b:
+            plan.inplace.append((b.key, b.host))
+    return plan
+
+
+def _assign_arena(graph, home, root, kernel_nodes, updates, placement=None):
     """Arena homes from the memory-planning analysis (passes/plan_memory.py): one slot per
     placement unit (an in-place result shares its input's slot), each at a static offset
     that is a polynomial in the symbols."""
@@ -298,7 +327,7 @@ def _assign_arena(graph, home, root, kernel_nodes, updates):
         return low is not None and low.constant
 
     buffers = graph_buffers(graph, is_view, is_free)
-    plan = place_buffers(buffers)
+    plan = _cached_plan(buffers, placement) or place_buffers(buffers)
     slots: list = []
     slot_of: dict = {}
     for b in buffers:

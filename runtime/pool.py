@@ -77,9 +77,7 @@ class _CalleePointer(ir.PointerType):
 class _PoolIR:
     """The pool module's IR (globals + functions), built with llvmlite.ir."""
 
-    def __init__(self, triple: str, data_layout: str, ticks_per_us: float):
-        self.min_backoff = int(ticks_per_us * BACKOFF_US[0])
-        self.max_backoff = int(ticks_per_us * BACKOFF_US[1])
+    def __init__(self, triple: str, data_layout: str):
         m = self.module = ir.Module(name="graphc_pool")
         m.triple, m.data_layout = triple, data_layout
         self.x86 = triple.startswith(("x86_64", "i386", "i686"))
@@ -100,6 +98,8 @@ class _PoolIR:
         self.stall_cycles = glob("stall_cycles", I64, 1_000_000)
         self.backoff_until = glob("backoff_until", I64)
         self.backoff = glob("backoff", I64)
+        self.min_backoff = glob("min_backoff", I64, 5_000_000)
+        self.max_backoff = glob("max_backoff", I64, 100_000_000)
         self.workers = glob("workers", I32)
         self.syscall = ir.Function(m, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
         self.sched_yield = ir.Function(m, ir.FunctionType(I32, []), "sched_yield")
@@ -264,10 +264,10 @@ class _PoolIR:
                                   self.load(b, self.stall_cycles, I64, "monotonic"))
         penalty = self.load(b, self.backoff, I64, "monotonic")
         longer = b.shl(penalty, _c(I64, 1))
-        longer = b.select(b.icmp_unsigned("<", longer, _c(I64, self.min_backoff)),
-                          _c(I64, self.min_backoff), longer)
-        longer = b.select(b.icmp_unsigned(">", longer, _c(I64, self.max_backoff)),
-                          _c(I64, self.max_backoff), longer)
+        lo = self.load(b, self.min_backoff, I64, "monotonic")
+        hi = self.load(b, self.max_backoff, I64, "monotonic")
+        longer = b.select(b.icmp_unsigned("<", longer, lo), lo, longer)
+        longer = b.select(b.icmp_unsigned(">", longer, hi), hi, longer)
         penalty = b.select(stalled, longer, b.lshr(penalty, _c(I64, 1)))
         b.store_atomic(penalty, self.backoff, "monotonic", 8)
         until = b.select(stalled, b.add(drained, penalty),
@@ -303,9 +303,10 @@ class _PoolIR:
         b.position_at_end(out)
         b.ret(self.load(b, self.workers, I32))
 
-    # void graphc_pool_reset(i64 spin, i64 stall): a fresh, empty pool (at load; after fork)
+    # void graphc_pool_reset(i64 spin, i64 stall, i64 min_backoff, i64 max_backoff): a fresh,
+    # empty pool (at load; after fork); times in cycle-counter ticks
     def _reset(self):
-        fn = ir.Function(self.module, ir.FunctionType(VOID, [I64, I64]), "graphc_pool_reset")
+        fn = ir.Function(self.module, ir.FunctionType(VOID, [I64] * 4), "graphc_pool_reset")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         for g, typ, v in ((self.state, I64, _CLOSED), (self.seq, I32, 0),
                           (self.sleepers, I32, 0), (self.busy, I32, 0), (self.workers, I32, 0),
@@ -313,6 +314,8 @@ class _PoolIR:
             b.store_atomic(_c(typ, v), g, "seq_cst", 8 if typ is I64 else 4)
         b.store_atomic(fn.args[0], self.spin_cycles, "seq_cst", 8)
         b.store_atomic(fn.args[1], self.stall_cycles, "seq_cst", 8)
+        b.store_atomic(fn.args[2], self.min_backoff, "seq_cst", 8)
+        b.store_atomic(fn.args[3], self.max_backoff, "seq_cst", 8)
         b.ret_void()
 
 
@@ -337,11 +340,15 @@ class _Pool:
         initialise_llvm()
         target = host_target()
         with LLVM_LOCK:
-            pool_ir = _PoolIR(target.triple, target.data_layout(), ticks_per_us())
-            mod = llvm.parse_assembly(str(pool_ir.module))
-            mod.verify()
-            engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(2))
-            engine.finalize_object()
+            text = str(_PoolIR(target.triple, target.data_layout()).module)
+            engine = _load_cached(text, target)
+            if engine is None:
+                mod = llvm.parse_assembly(text)
+                mod.verify()
+                tm = target.create_target_machine(2)
+                engine = llvm.create_mcjit_compiler(mod, tm)
+                engine.finalize_object()
+                _store_cached(text, target, target.emit_object(mod))
             for name in ("syscall", "sched_yield", "pthread_create", "pthread_detach"):
                 if not llvm.address_of_symbol(name):
                     raise RuntimeError(f"the thread pool needs {name} from libc")
@@ -351,14 +358,15 @@ class _Pool:
             llvm.add_symbol(PARALLEL_SYMBOL, self.parallel_address)
         self.engine = engine
         self.start_fn = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32)(start)
-        self.reset_fn = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64)(reset)
+        self.reset_fn = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 4)(reset)
         self._reset()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork)
 
     def _reset(self) -> None:
         rate = ticks_per_us()
-        self.reset_fn(int(rate * SPIN_US), int(rate * STALL_US))
+        self.reset_fn(int(rate * SPIN_US), int(rate * STALL_US), int(rate * BACKOFF_US[0]),
+                      int(rate * BACKOFF_US[1]))
 
     def _after_fork(self) -> None:
         # the parent's workers do not exist here: start from an empty pool (lazily refilled)
@@ -369,6 +377,38 @@ class _Pool:
             self.workers = int(self.start_fn(wanted))
 
 
+def _cache_key(text: str, target) -> str:
+    import hashlib
+    return hashlib.sha256(repr((text, target.key)).encode()).hexdigest()
+
+
+def _load_cached(text: str, target):
+    """An engine holding the pool's code from the on-disk object cache (objcache.py), or
+    None (the pool is then compiled: ~25 ms of every process start otherwise)."""
+    from . import objcache
+    if not objcache.enabled():
+        return None
+    obj = objcache.load(_cache_key(text, target))
+    if obj is None:
+        return None
+    try:
+        empty = llvm.parse_assembly(f'target triple = "{target.triple}"')
+        engine = llvm.create_mcjit_compiler(empty, target.create_target_machine(2))
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        engine.finalize_object()
+        if not engine.get_function_address(PARALLEL_SYMBOL):
+            return None
+        return engine
+    except RuntimeError:
+        return None
+
+
+def _store_cached(text: str, target, obj: bytes) -> None:
+    from . import objcache
+    if objcache.enabled():
+        objcache.store(_cache_key(text, target), obj)
+
+
 def ticks_per_us() -> float:
     """The rate of the cycle counter (`llvm.readcyclecounter`: the TSC on x86), measured
     once against perf_counter."""
@@ -376,9 +416,9 @@ def ticks_per_us() -> float:
     if _TICKS_PER_US is None:
         fn = _rdtsc()
         best = None
-        for _ in range(3):
+        for _ in range(2):
             c0, t0 = fn(), time.perf_counter()
-            time.sleep(0.002)
+            time.sleep(0.001)
             c1, t1 = fn(), time.perf_counter()
             rate = (c1 - c0) / ((t1 - t0) * 1e6)
             best = rate if best is None else max(best, rate)
