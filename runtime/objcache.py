@@ -90,16 +90,23 @@ def load(key: str) -> Optional[bytes]:
 
 
 def load_json(key: str, kind: str):
-    """A JSON side entry (e.g. the buffer placement, kind "plan") or None."""
+    """A JSON side entry (e.g. the buffer placement, kind "plan") or None (missing,
+    unreadable, or not matching its checksum)."""
     try:
         with open(_path(key)[:-2] + f".{kind}.json", encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
+            entry = json.load(f)
+        body = json.dumps(entry["value"], sort_keys=True)
+        if entry["sha256"] != hashlib.sha256((key + body).encode()).hexdigest():
+            return None
+        return entry["value"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def store_json(key: str, kind: str, value) -> None:
-    _store_file(_path(key)[:-2] + f".{kind}.json", json.dumps(value).encode())
+    body = json.dumps(value, sort_keys=True)
+    entry = {"value": value, "sha256": hashlib.sha256((key + body).encode()).hexdigest()}
+    _store_file(_path(key)[:-2] + f".{kind}.json", json.dumps(entry).encode())
 
 
 def store(key: str, payload: bytes) -> None:

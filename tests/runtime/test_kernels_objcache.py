@@ -1,6 +1,6 @@
 """The on-disk object cache (runtime/objcache.py): a second compile in a fresh in-memory
-state loads the object file (no IR built, no LLVM run) and computes the same results; a
-corrupted entry is ignored and rebuilt; GRAPHC_CACHE=0 writes nothing."""
+state loads the object file (no IR built, no LLVM run) and the buffer placement, and computes
+the same results; corrupted entries are ignored and rebuilt; GRAPHC_CACHE=0 writes nothing."""
 from __future__ import annotations
 
 import glob
@@ -33,7 +33,9 @@ def test_second_compile_loads_the_object_file(tmp_path, monkeypatch):
     x = np.random.default_rng(0).standard_normal((5, 40)).astype(np.float32)
     first = compile_graph(g, cache=False)
     assert "load_object" not in first.timings
-    entries = glob.glob(os.path.join(tmp_path, "*", "*.o"))
+    # (the thread pool's own object may sit beside it: graph entries have a placement)
+    entries = [p for p in glob.glob(os.path.join(tmp_path, "*", "*.o"))
+               if os.path.exists(p[:-2] + ".plan.json")]
     assert len(entries) == 1
     second = compile_graph(g, cache=False)
     assert "load_object" in second.timings and "optimise" not in second.timings
@@ -54,3 +56,33 @@ def test_cache_disabled_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHC_CACHE", "0")
     compile_graph(_graph(), cache=False)
     assert not glob.glob(os.path.join(tmp_path, "*", "*.o"))
+
+
+def test_placement_side_entry_is_reused_and_checked(tmp_path, monkeypatch):
+    from runtime.plan import placement_of
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRAPHC_CACHE", "1")
+    g = Graph("placed")
+    x = g.add_input("x", TensorType(("N", 8), "f32"))
+    h = emit(g, "exp", [emit(g, "reduce_sum", [x], {"axes": (1,), "keepdims": True})])
+    h2 = emit(g, "matmul", [emit(g, "broadcast", [h], {"shape": ("N", 8), "dims": (0, 1)}),
+                            emit(g, "constant", [], {"value": np.eye(8, dtype=np.float32)})],
+              {"transpose_a": False, "transpose_b": False})
+    g.add_output(emit(g, "mul", [h2, x]), "y")
+    xv = np.random.default_rng(1).standard_normal((6, 8)).astype(np.float32)
+    first = compile_graph(g, cache=False)
+    (side,) = glob.glob(os.path.join(tmp_path, "*", "*.plan.json"))
+    second = compile_graph(g, cache=False)                 # placement from the side entry
+    assert placement_of(second.plan) == placement_of(first.plan)
+    assert [s.offset for s in second.plan.slots] == [s.offset for s in first.plan.slots]
+    np.testing.assert_array_equal(_run(second, g, xv), _run(first, g, xv))
+    import json
+    entry = json.load(open(side))
+    edited = dict(entry, value=[["0"] for _ in entry["value"]])   # wrong offsets, old checksum
+    for junk in ("not json", "[1, 2]", '{"value": [["N*"]], "sha256": "x"}',
+                 json.dumps(edited)):                      # ignored: planned from scratch
+        with open(side, "w") as f:
+            f.write(junk)
+        again = compile_graph(g, cache=False)
+        assert placement_of(again.plan) == placement_of(first.plan)
+        np.testing.assert_array_equal(_run(again, g, xv), _run(first, g, xv))
