@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import weakref
 from typing import Iterator, NamedTuple, Optional
 
 import numpy as np
@@ -49,8 +50,40 @@ def _float_bits(x: float) -> str:
 def _array_key(arr: np.ndarray) -> tuple:
     arr = np.asarray(arr)
     native = arr.astype(arr.dtype.newbyteorder("="), copy=False)
-    data = np.ascontiguousarray(native).tobytes()
-    return ("tensor", native.dtype.str, tuple(arr.shape), hashlib.sha256(data).hexdigest())
+    return ("tensor", native.dtype.str, tuple(arr.shape), _digest(native))
+
+
+# Digests of array bytes, remembered per array object: graphs are hashed many times (the
+# pass manager hashes before and after every pass) and hashing the weights each time cost
+# more than the passes. An entry is used only while the object is alive and its address,
+# dtype, shape, strides and a sample of its bytes (SKETCH_BYTES spread over the buffer, plus
+# both ends) are unchanged; the full digest is recomputed otherwise. (An in-place edit that
+# touches none of the sampled bytes of a large array would go unnoticed: arrays are treated
+# as values, as everywhere in the IR.)
+_DIGESTS: dict = {}
+SKETCH_BYTES = 4096
+_MIN_CACHED = 65536                  # smaller arrays are cheaper to hash than to sketch
+
+
+def _digest(native: np.ndarray) -> str:
+    data = np.ascontiguousarray(native)
+    if data.nbytes < _MIN_CACHED:
+        return hashlib.sha256(data.tobytes()).hexdigest()
+    flat = data.reshape(-1).view(np.uint8)
+    step = max(1, flat.size // SKETCH_BYTES)
+    sketch = hashlib.sha256(flat[::step].tobytes() + flat[-64:].tobytes()).digest()
+    ident = (data.__array_interface__["data"][0], data.dtype.str, data.shape, data.strides,
+             sketch)
+    found = _DIGESTS.get(id(native))
+    if found is not None and found[0]() is native and found[1] == ident:
+        return found[2]
+    digest = hashlib.sha256(data.tobytes()).hexdigest()
+    try:
+        ref = weakref.ref(native, lambda _, k=id(native): _DIGESTS.pop(k, None))
+    except TypeError:                # not weak-referenceable: no caching
+        return digest
+    _DIGESTS[id(native)] = (ref, ident, digest)
+    return digest
 
 
 def _loc_key(loc) -> tuple:
@@ -146,7 +179,19 @@ def _iter_items(g: Graph, check_names: bool, check_locs: bool) -> Iterator[_Item
         target = ("input", input_pos[name]) if name in input_pos else ("missing", name)
         inits.append((target, _array_key(arr)))
     yield _Item(STRUCT, "graph", "initializers", tuple(sorted(inits)),
-                {k: _describe_array(a) for k, a in g.initializers.items()})
+                _LazyArrays(g.initializers))
+
+
+class _LazyArrays:
+    """{name: description} of initializers, described only if a message needs it."""
+
+    def __init__(self, arrays: dict):
+        self.arrays = dict(arrays)
+
+    def __repr__(self) -> str:
+        return repr({k: _describe_array(a) for k, a in self.arrays.items()})
+
+    __str__ = __repr__
 
 
 # -- public API -------------------------------------------------------------------------------

@@ -193,6 +193,8 @@ def _pdim(a: tuple):
 # (1254400 and 1600*N: which is larger depends on N) needs exactly that maximum.
 def mx_le(a: tuple, b: tuple) -> bool:
     """max(a) <= max(b) for every binding (each term of a is below some term of b)."""
+    if len(a) == 1 and len(b) == 1:             # the common case, without generators
+        return _ple(a[0], b[0])
     return all(any(_ple(x, y) for y in b) for x in a)
 
 
@@ -232,8 +234,11 @@ def place_buffers(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
     hints = [{s: h for s in syms} for h in TRY_HINTS]
     checks = [{s: n for s in syms} for n in CHECK_AT]
     if hint:
-        hints.insert(0, {s: int(hint.get(s, DEFAULT_HINT)) for s in syms})
-        checks.append(hints[0])
+        first = {s: int(hint.get(s, DEFAULT_HINT)) for s in syms}
+        if first in hints:                      # the same placement would be computed twice
+            hints.remove(first)
+        hints.insert(0, first)
+        checks.append(first)
     best = None
     for h in hints:
         plan = _place(buffers, h)
