@@ -57,8 +57,9 @@ CODEGEN_ANALYSES = ("plan_memory.py", "fusion_rules.py")
 def codegen_knobs() -> tuple:
     """Module-level switches that change the code generated for a graph (tests turn them)."""
     from . import threads
-    from .codegen import conv_direct, elementwise
-    return (threads.MIN_PARALLEL_NS, elementwise.MIN_CHUNK, conv_direct.ENABLED)
+    from .codegen import conv_direct, elementwise, matmul
+    return (threads.MIN_PARALLEL_NS, elementwise.MIN_CHUNK, conv_direct.ENABLED,
+            matmul.EPILOGUE_CHUNK)
 
 
 def entry_key(graph_key: tuple) -> str:

@@ -20,6 +20,7 @@ from . import helpers as h
 from .epilogue import Epilogue, OutputSite, apply, masked_load, masked_store
 from .gemm import emit_gemm
 from .kernel import Buffer, KernelBuilder
+from .parallel import chunking, parallel_for
 from .registry import lowering
 
 
@@ -41,17 +42,39 @@ def emit_matmul(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a
     emit_loop_matmul(kb, a, bm, c, transpose_a, transpose_b, epilogue)
 
 
+EPILOGUE_CHUNK = 8192          # elements per parallel item of the epilogue pass, about
+
+
 def _epilogue_pass(kb: KernelBuilder, c: Buffer, epilogue: Epilogue) -> None:
-    """C[p, i, j:j+W] = epilogue(C[p, i, j:j+W]) with the row's last vector masked."""
+    """C[p, i, j:j+W] = epilogue(C[p, i, j:j+W]) with the row's last vector masked; rows are
+    split over the thread pool when there are enough (the epilogue runs in the workers)."""
+    b = kb.b
+    batch = h.product(b, kb.extents(c.shape[:-2]))
+    m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
+    rows = b.mul(batch, m)
+    per_row = b.add(n, h.i64(64))
+    chunk, items = chunking(b, rows, b.sdiv(h.i64(EPILOGUE_CHUNK), per_row), 1, max_items=16)
+
+    def body(wkb, item, args):
+        wb = wkb.b
+        lo = wb.mul(item, args[0])
+        hi = wb.add(lo, args[0])
+        hi = wb.select(wb.icmp_signed("<", hi, args[1]), hi, args[1])
+        _epilogue_rows(wkb, wkb.remap(c), epilogue, lo, hi)
+    # ~ 1 ns per element: worth threads from a few tens of thousands of elements
+    parallel_for(kb, items, b.mul(rows, n), body, args=[chunk, rows], name="epi")
+
+
+def _epilogue_rows(kb, c: Buffer, epilogue: Epilogue, lo, hi) -> None:
     b = kb.b
     width = kb.target.vector_width(c.dtype.itemsize)
     vt = ir.VectorType(h.register_type(c.dtype), width)
-    batch = h.product(b, kb.extents(c.shape[:-2]))
     m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
     lane_ids = ir.Constant(ir.VectorType(h.I64, width), [h.i64(k) for k in range(width)])
     esize = c.dtype.itemsize
-    with h.loop_nest(b, [batch, m], name="ep") as (p, i):
-        row = h.mul(b, h.add(b, h.mul(b, p, m), i), n)
+    with h.counted_loop(b, hi, start=lo, name="ep") as r:
+        p, i = b.sdiv(r, m), b.srem(r, m)
+        row = h.mul(b, r, n)
         with h.counted_loop(b, n, step=width, name="epj") as j:
             mask = b.icmp_signed("<", b.add(h.splat(b, j, width), lane_ids), h.splat(b, n, width))
             at = h.add(b, row, j)

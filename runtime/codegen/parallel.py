@@ -202,8 +202,10 @@ def chunking(b: ir.IRBuilder, count: ir.Value, min_chunk: int, align: int,
              max_items: int = 64):
     """(chunk, items) splitting [0, count) into at most `max_items` runs of at least
     `min_chunk` elements, each a multiple of `align` (the vector width) but the last."""
+    least = h.i64(max(1, min_chunk)) if isinstance(min_chunk, int) else \
+        b.select(b.icmp_signed("<", min_chunk, h.i64(1)), h.i64(1), min_chunk)
     per = b.sdiv(b.add(count, h.i64(max_items - 1)), h.i64(max_items))
-    per = b.select(b.icmp_signed("<", per, h.i64(min_chunk)), h.i64(min_chunk), per)
+    per = b.select(b.icmp_signed("<", per, least), least, per)
     chunk = b.mul(b.sdiv(b.add(per, h.i64(align - 1)), h.i64(align)), h.i64(align))
     items = b.sdiv(b.add(count, b.sub(chunk, h.i64(1))), chunk)
     return chunk, items

@@ -81,9 +81,21 @@ def _matmul_specs():
     return specs, meta
 
 
-def test_matmul_epilogue_bias_relu():
+@pytest.mark.parametrize("split", [False, True])
+def test_matmul_epilogue_bias_relu(split):
+    """(split: the parallel threshold at 0 and 2 threads, so the gemm and the epilogue pass
+    run on the pool even for these small shapes)"""
+    import runtime.threads as threads
+    from runtime.codegen import matmul
     specs, meta = _matmul_specs()
-    fns, _ = compile_kernels(specs)
+    saved = threads.MIN_PARALLEL_NS, matmul.EPILOGUE_CHUNK
+    if split:
+        threads.MIN_PARALLEL_NS, matmul.EPILOGUE_CHUNK = 0, 1    # one row per item
+    try:
+        fns, _ = compile_kernels(specs)
+    finally:
+        threads.MIN_PARALLEL_NS, matmul.EPILOGUE_CHUNK = saved
+    threads.set_module_threads(fns[0].jit.threads_address, 2 if split else 1)
     rng = np.random.default_rng(0)
     for n in (1, 4, 19):
         for fn, (emit, ins, _), (ta, tb) in zip(fns, specs, meta):
