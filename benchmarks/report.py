@@ -6,6 +6,8 @@ import os
 import platform
 
 BEGIN, END = "<!-- BEGIN issue-6 benchmarks -->", "<!-- END issue-6 benchmarks -->"
+# hand-written analysis inside the section, kept as it is when the tables are rewritten
+NOTES_BEGIN, NOTES_END = "<!-- BEGIN issue-6 analysis -->", "<!-- END issue-6 analysis -->"
 
 
 def _version(name):
@@ -193,12 +195,15 @@ def write_results(env, results, target_text, command) -> str:
     if "W5" in results:
         parts.append(table_w5(results["W5"]))
     parts.append(target_text)
-    parts.append(END)
-    section = "\n".join(parts) + "\n"
     old = ""
     if os.path.exists(path):
         with open(path) as f:
             old = f.read()
+    if NOTES_BEGIN in old and NOTES_END in old:
+        notes = old.split(NOTES_BEGIN, 1)[1].split(NOTES_END, 1)[0]
+        parts.append("\n" + NOTES_BEGIN + notes + NOTES_END)
+    parts.append(END)
+    section = "\n".join(parts) + "\n"
     if BEGIN in old and END in old:
         head, rest = old.split(BEGIN, 1)
         tail = rest.split(END, 1)[1]

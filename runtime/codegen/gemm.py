@@ -278,6 +278,14 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     cursor = threads.new_cursor(b)
     panels = _ceil_div(b, n, h.i64(nr))
     n_kb = _max(b, _ceil_div(b, k_dim, h.i64(KC)), h.i64(1))
+    # With one depth block and one slice, the packed B of a column block is the same for
+    # every row block: a thread that takes the next row block of the column block it just
+    # packed (its home range runs row blocks fastest) keeps the pack.
+    one_pack = b.and_(b.icmp_signed("==", n_kb, h.i64(1)),
+                      b.icmp_signed("==", n_slices, h.i64(1)))
+    packed_for = b.alloca(h.I64, name="packed.for")
+    packed_for.type = h.PTR
+    b.store(h.i64(-1), packed_for)
 
     head = fn.append_basic_block("item")
     body = fn.append_basic_block("item.body")
@@ -304,7 +312,12 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
             accumulate = b.or_(b.icmp_signed(">", kbi, h.i64(0)),
                                b.icmp_signed(">", q, h.i64(0)))
             if tile.packed:
-                form.pack(b, st, p, q, k0, kc, p0, p1, pack, tile, width)
+                key = b.add(b.mul(p, n_cb), cb)
+                fresh = b.or_(b.not_(one_pack),
+                              b.icmp_signed("!=", b.load(packed_for, typ=h.I64), key))
+                with b.if_then(fresh):
+                    form.pack(b, st, p, q, k0, kc, p0, p1, pack, tile, width)
+                b.store(key, packed_for)
             with h.counted_loop(b, p1, start=p0, name="jp") as jp:
                 j = b.mul(jp, h.i64(nr))
                 cols = _min(b, h.i64(nr), b.sub(n, j))
