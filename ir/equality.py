@@ -111,6 +111,8 @@ def attr_key(value, check_names: bool = False, check_locs: bool = False):
     if isinstance(value, np.ndarray):
         return _array_key(value)
     if isinstance(value, Graph):
+        if not check_names and not check_locs:      # the STRUCT facts only (the same keys)
+            return ("graph",) + tuple(it.key for it in _struct_keys(value))
         items = _items(value, check_names, check_locs)
         return ("graph",) + tuple(it.key for it in items
                                   if it.kind == STRUCT or (it.kind == NAME and check_names)
@@ -131,7 +133,13 @@ def _items(g: Graph, check_names: bool, check_locs: bool) -> list:
     return list(_iter_items(g, check_names, check_locs))
 
 
-def _iter_items(g: Graph, check_names: bool, check_locs: bool) -> Iterator[_Item]:
+def _iter_items(g: Graph, check_names: bool, check_locs: bool,
+                hashing: bool = False) -> Iterator[_Item]:
+    """The facts of `g`. `hashing`: only STRUCT facts, without the words and raw values
+    messages need (structural_hash runs this many times; building them was most of it)."""
+    if hashing:
+        yield from _struct_keys(g)
+        return
     position = {}
     for v in g.values():
         position.setdefault(id(v), len(position))
@@ -182,6 +190,46 @@ def _iter_items(g: Graph, check_names: bool, check_locs: bool) -> Iterator[_Item
                 _LazyArrays(g.initializers))
 
 
+def _struct_keys(g: Graph) -> Iterator[_Item]:
+    """The STRUCT items of `_iter_items`, same order and keys, with empty words."""
+    position = {}
+    for v in g.values():
+        position.setdefault(id(v), len(position))
+    input_pos = {v.name: i for i, v in enumerate(g.inputs)}
+
+    def ref(v):
+        p = position.get(id(v))
+        return ("v", p) if p is not None else ("undefined", getattr(v, "name", repr(v)))
+
+    def item(what, key):
+        return _Item(STRUCT, "", what, key, None)
+    yield item("number of inputs", len(g.inputs))
+    yield item("number of nodes", len(g.nodes))
+    yield item("number of outputs", len(g.outputs))
+    for v in g.inputs:
+        yield item("type", _type_key(v.type))
+        yield item("role", v.role or "input")
+    for node in g.nodes:
+        yield item("op", node.op)
+        yield item("operands", tuple(ref(v) for v in node.inputs))
+        names = tuple(sorted(node.attrs))
+        yield item("attribute names", names)
+        for name in names:
+            yield item(f"attribute {name!r}", attr_key(node.attrs[name], False, False))
+        yield item("result types", tuple(_type_key(o.type) for o in node.outputs))
+    for v, name in zip(g.outputs, g.output_names):
+        yield item("value", ref(v))
+        yield item("name", name)
+    yield item("aliases", tuple(sorted((out, ("input", input_pos[inp]) if inp in input_pos
+                                        else ("missing", inp))
+                                       for out, inp in g.aliases.items())))
+    inits = []
+    for name, arr in g.initializers.items():
+        target = ("input", input_pos[name]) if name in input_pos else ("missing", name)
+        inits.append((target, _array_key(arr)))
+    yield item("initializers", tuple(sorted(inits)))
+
+
 class _LazyArrays:
     """{name: description} of initializers, described only if a message needs it."""
 
@@ -218,10 +266,9 @@ def structural_equal(a: Graph, b: Graph, check_names: bool = False,
 def structural_hash(g: Graph) -> str:
     """Hex sha256 of the facts `structural_equal(check_names=False, check_locs=False)` compares."""
     h = hashlib.sha256()
-    for it in _items(g, False, False):
-        if it.kind == STRUCT:
-            h.update(repr((it.what, it.key)).encode())
-            h.update(b"\n")
+    for it in _iter_items(g, False, False, hashing=True):
+        h.update(repr((it.what, it.key)).encode())
+        h.update(b"\n")
     return h.hexdigest()
 
 

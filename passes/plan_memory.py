@@ -199,12 +199,18 @@ def mx_le(a: tuple, b: tuple) -> bool:
 
 
 def mx_max(*exprs) -> tuple:
-    terms = []
+    """The terms of all `exprs` that no other term dominates, in order of first appearance.
+    Folded one expression at a time (dominance is transitive, so dropping a dominated term
+    early never changes the result): linear in the number of expressions, where comparing
+    every pair of terms at once was quadratic."""
+    acc: list = []
     for e in exprs:
         for x in e:
-            if x not in terms:
-                terms.append(x)
-    return tuple(x for x in terms if not any(y != x and _ple(x, y) for y in terms))
+            if x in acc or any(_ple(x, y) for y in acc):
+                continue                         # already there, or dominated
+            acc = [y for y in acc if not _ple(y, x)]
+            acc.append(x)
+    return tuple(acc)
 
 
 def mx_add(a: tuple, size: tuple) -> tuple:
@@ -281,7 +287,11 @@ def _place(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
         clash = [p for p in placed if p[2] <= u["end"] and u["start"] <= p[3]]
         above_all = mx_max(zero, *[p[1] for p in clash])
         best = None
+        seen_cands: set = set()
         for cand in [zero] + [p[1] for p in clash] + [above_all]:
+            if cand in seen_cands:                 # the same offset, already judged
+                continue
+            seen_cands.add(cand)
             top = mx_add(cand, size)
             if all(mx_le(p[1], cand) or mx_le(top, p[0]) for p in clash):
                 value = max(_peval(x, env) for x in cand)

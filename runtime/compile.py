@@ -142,17 +142,19 @@ def compile_graph(graph: Graph, opt_level: int = 2, target: Optional[Target] = N
         raise CompileError(f"opt_level must be 0, 1, 2 or 3, found {opt_level!r}")
     target = target or host_target()
     options = CompileOptions(opt_level, profiling.enabled() if profile is None else profile)
+    key = cache_key(graph, target, options)
     if not cache:
-        return _compile(graph, target, options)
-    return COMPILE_CACHE.get_or_compile(cache_key(graph, target, options),
-                                        lambda: _compile(graph, target, options))
+        return _compile(graph, target, options, key)
+    return COMPILE_CACHE.get_or_compile(key, lambda: _compile(graph, target, options, key))
 
 
-def _compile(graph: Graph, target: Target, options: CompileOptions) -> CompiledGraph:
+def _compile(graph: Graph, target: Target, options: CompileOptions, key=None) -> CompiledGraph:
     t0 = time.perf_counter()
     check_lowerings(graph)
     jit = None
-    disk_key = objcache.entry_key(cache_key(graph, target, options)) if objcache.enabled() else None
+    if key is None:
+        key = cache_key(graph, target, options)
+    disk_key = objcache.entry_key(key) if objcache.enabled() else None
     placement = objcache.load_json(disk_key, "plan") if disk_key is not None else None
     plan = plan_buffers(graph, placement)
     if disk_key is not None and placement is None:

@@ -31,7 +31,7 @@ from typing import Optional
 
 from ir import CompileError
 from ir.graph import Graph, Value
-from ir.symbolic import SymDim, dim_add, dim_mul, format_dim, parse_dim, symbols_of
+from ir.symbolic import SymDim, dim_add, dim_mul, format_dim, sym, symbols_of
 from passes.plan_memory import MemoryPlan, graph_buffers, padded, place_buffers
 
 from .codegen.registry import LOWERINGS
@@ -289,17 +289,36 @@ def _new_slot(slots: list, v: Value) -> int:
     return len(slots) - 1
 
 
+def _encode_dim(d) -> list:
+    """A Dim as JSON-able [[coefficient, [symbol, ...]], ...] (decoded without parsing)."""
+    if isinstance(d, int):
+        return [[d, []]]
+    return [[c, list(m)] for m, c in d.terms]
+
+
+def _decode_dim(terms):
+    out = 0
+    for coeff, monomial in terms:
+        if not isinstance(coeff, int) or not all(isinstance(s, str) for s in monomial):
+            raise ValueError("bad dim term")
+        term = coeff
+        for s in monomial:
+            term = dim_mul(term, sym(s))
+        out = dim_add(out, term)
+    return out
+
+
 def placement_of(plan: BufferPlan) -> list:
-    """The arena offsets of `plan` as text (one list of max-terms per buffer, in the order
-    graph_buffers gives them): what `plan_buffers(placement=...)` reuses."""
-    return [[format_dim(t) for t in plan.memory.offsets[b.key]] for b in plan.memory.buffers]
+    """The arena offsets of `plan` as JSON-able data (per buffer, in the order graph_buffers
+    gives them, the max-terms of its offset): what `plan_buffers(placement=...)` reuses."""
+    return [[_encode_dim(t) for t in plan.memory.offsets[b.key]] for b in plan.memory.buffers]
 
 
 def _cached_plan(buffers, placement) -> Optional[MemoryPlan]:
     if placement is None or len(placement) != len(buffers):
         return None
     try:
-        offsets = {b.key: tuple(parse_dim(t) for t in terms)
+        offsets = {b.key: tuple(_decode_dim(t) for t in terms)
                    for b, terms in zip(buffers, placement)}
     except Exception:                       # a malformed entry: plan from scratch
         return None

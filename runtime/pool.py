@@ -7,8 +7,8 @@ Generated modules run a parallel region with
 which runs `fn(ctx, 0)` on the calling thread AND `fn(ctx, k)` on up to `threads - 1` pool
 workers (k = 1, 2, ... in the order they join). `fn` hands out work items itself (atomic
 counters in `ctx`, runtime/threads.py), so every participant takes items until none are
-left. The point of this pool (versus libgomp's) is what the caller waits
-for: only the workers that actually JOINED the region. A worker that is asleep, or
+left. The point of this pool (versus libgomp's) is what the caller waits for: only the
+workers that actually JOINED the region. A worker that is asleep, or
 descheduled because another process holds its core, simply never joins (the caller and the
 others do its share); libgomp's end-of-region barrier waited for it, and a 2 us region took
 milliseconds on a busy machine.
@@ -28,8 +28,14 @@ Protocol (one 64-bit `state` word, so joining and closing are linearisable):
   closed region just records its generation. Idle workers spin for SPIN_US (reading the cycle
   counter), then sleep in FUTEX_WAIT on `seq` (counted in `sleepers`, so a caller pays for a
   wake-up syscall only when someone sleeps; seq_cst on both sides rules out a lost wake-up).
+- back-off: a joined worker still runs the items it claimed; if it is descheduled inside a
+  region (another process took its core) the caller must wait for it. When the caller waited
+  more than STALL_US after finishing its own share, the pool invites no workers for the
+  next BACKOFF_US[0] (doubling while stalls recur, at most BACKOFF_US[1], halving after clean
+  regions): on a busy machine regions then run on the caller alone instead of stalling.
 
-The pool is ONE per process: compiled once (its own MCJIT engine), its `graphc_parallel`
+The pool is ONE per process: compiled once (its own MCJIT engine; the object is kept in the
+on-disk cache), its `graphc_parallel`
 registered with `llvm.add_symbol` so every generated module (fresh or loaded from the object
 cache) links against it. Workers are pthreads created from native code, so they never touch
 the GIL. After fork() the child's pool is reset and restarted (the parent's workers do not
@@ -107,6 +113,7 @@ class _PoolIR:
         self.task_type = ir.FunctionType(VOID, [PTR, I32])   # (ctx, participant)
         self._worker_main()
         self._parallel()
+        self._cycles()
         self._start()
         self._reset()
 
@@ -276,6 +283,11 @@ class _PoolIR:
         b.store_atomic(_c(I32, 0), self.busy, "release", 4)
         b.ret_void()
 
+    def _cycles(self):
+        fn = ir.Function(self.module, ir.FunctionType(I64, []), "graphc_pool_cycles")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        b.ret(b.call(self.rdcycle, []))
+
     # i32 graphc_pool_start(i32 workers): start workers up to that many; returns how many run --
     def _start(self):
         create = ir.Function(self.module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]),
@@ -418,7 +430,7 @@ def ticks_per_us() -> float:
         best = None
         for _ in range(2):
             c0, t0 = fn(), time.perf_counter()
-            time.sleep(0.001)
+            time.sleep(0.0005)
             c1, t1 = fn(), time.perf_counter()
             rate = (c1 - c0) / ((t1 - t0) * 1e6)
             best = rate if best is None else max(best, rate)
@@ -431,23 +443,14 @@ _RDTSC = None
 
 
 def _rdtsc():
-    """A ctypes function reading the cycle counter (its own tiny module, so the rate is
-    known before the pool is built)."""
+    """A ctypes function reading the cycle counter (the pool module's `graphc_pool_cycles`;
+    the pool is built first if needed: its timing constants are set only at reset)."""
     global _RDTSC
     if _RDTSC is None:
-        initialise_llvm()
-        target = host_target()
-        text = (f'target triple = "{target.triple}"\n'
-                "declare i64 @llvm.readcyclecounter()\n"
-                "define i64 @graphc_cycles() {\n"
-                "  %c = call i64 @llvm.readcyclecounter()\n  ret i64 %c\n}\n")
-        with LLVM_LOCK:
-            mod = llvm.parse_assembly(text)
-            engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(2))
-            engine.finalize_object()
-            addr = engine.get_function_address("graphc_cycles")
+        if POOL.engine is None:
+            POOL.ensure(0)
+        addr = POOL.engine.get_function_address("graphc_pool_cycles")
         _RDTSC = ctypes.CFUNCTYPE(ctypes.c_int64)(addr)
-        _RDTSC.engine = engine                 # keep the code alive
     return _RDTSC
 
 

@@ -152,7 +152,8 @@ class Model:
         self._layout = graphs.GradLayout.of({n: a.shape for n, a in params.items()})
         self.net.bind_values(self._store.views)
         self.optimizer.bind_state(self._store.views)
-        self._entries[("predict", False)] = self._compile(graph)
+        # the predict graph is compiled when first used (_predict_entry): a model that
+        # trains first does not pay for it before its first step
         if self._pending is not None:
             arrays, with_state = self._pending
             self._pending = None
