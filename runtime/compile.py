@@ -17,6 +17,7 @@ cached module serves any structurally equal graph whatever its value names.
 from __future__ import annotations
 
 import ctypes
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -27,10 +28,10 @@ from ir import CompileError
 from ir.equality import structural_hash
 from ir.graph import Graph
 
-from . import abi, objcache
+from . import abi, objcache, parallel_compile
 from . import profile as profiling
 from . import codegen  # noqa: F401  (registers every lowering)
-from .codegen.module_builder import build_module, check_lowerings
+from .codegen.module_builder import build_module, build_modules, check_lowerings
 from .jit import JitModule
 from .plan import BufferPlan, placement_of, plan_buffers
 from .target import Target, host_target
@@ -160,21 +161,23 @@ def _compile(graph: Graph, target: Target, options: CompileOptions, key=None) ->
     if disk_key is not None and placement is None:
         objcache.store_json(disk_key, "plan", placement_of(plan))
     if disk_key is not None:
-        obj = objcache.load(disk_key)
-        if obj is not None:
+        payload = objcache.load(disk_key)
+        if payload is not None:
             try:
-                jit = JitModule.from_object(obj, target, options.opt_level,
+                jit = JitModule.from_object(parallel_compile.unpack_objects(payload), target,
+                                            options.opt_level,
                                             lambda: str(build_module(graph, plan, target,
                                                                      options.profile)))
-            except RuntimeError:          # unloadable entry: rebuild and overwrite it
+            except (RuntimeError, ValueError, struct.error):   # unloadable: rebuild it
                 jit = None
     t1 = time.perf_counter()
     if jit is None:
-        text = str(build_module(graph, plan, target, options.profile))
+        parts = parallel_compile.parts_for(len(plan.kernel_nodes))
+        texts = [str(m) for m in build_modules(graph, plan, target, options.profile, parts)]
         t1 = time.perf_counter()
-        jit = JitModule(text, target, options.opt_level)
+        jit = JitModule(texts if len(texts) > 1 else texts[0], target, options.opt_level)
         if disk_key is not None:
-            objcache.store(disk_key, jit.object_code())
+            objcache.store(disk_key, parallel_compile.pack_objects(jit.object_codes()))
     entry = ENTRY_TYPE(jit.address(abi.ENTRY_NAME))
     arena_fn = ARENA_BYTES_TYPE(jit.address(abi.ARENA_BYTES_NAME))
     table = abi.ArgTable(len(plan.data_inputs), len(plan.returned), len(plan.params))

@@ -1,10 +1,12 @@
 """Turn a module's IR text into native code in this process (MCJIT).
 
-`JitModule` parses and verifies the text, runs the O-level pipeline, checks that every external
+`JitModule` parses and verifies the text (or the texts of a module built in parts, compiled
+side by side: parallel_compile.py), runs the O-level pipeline, checks that every external
 symbol resolves (MCJIT's finalize_object does not fail on an unresolved symbol; the process
 would crash on the first call instead), and keeps the engine alive for as long as the
 executable that uses its function addresses. Optimised and unoptimised IR text are kept for
-study; assembly is produced on first request.
+study (a module built in parts is shown linked into one); assembly is produced on first
+request.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import llvmlite.binding as llvm
 
 from ir import CompileError
 
-from . import threads
+from . import parallel_compile, threads
 from .target import LLVM_LOCK, Target, initialise_llvm
 
 # Functions LLVM may emit calls to while lowering intrinsics (llvm.exp -> expf, ...).
@@ -37,72 +39,90 @@ def _load_libm() -> None:
 
 
 class JitModule:
-    """Native code in this process, from IR text (`JitModule(text, ...)`) or from a cached
-    object file (`JitModule.from_object`)."""
+    """Native code in this process, from IR text (`JitModule(text or [part texts], ...)`) or
+    from cached object files (`JitModule.from_object`)."""
 
-    def __init__(self, ir_text: str, target: Target, opt_level: int = 2):
+    def __init__(self, ir_text, target: Target, opt_level: int = 2):
         initialise_llvm()
         _load_libm()
         threads.ensure_pool()
         self.target = target
         self.opt_level = opt_level
+        parts = [ir_text] if isinstance(ir_text, str) else list(ir_text)
+        self._parts = parts
         self._ir_source, self._ir_optimized, self._asm = None, None, None
         self._ir_optimized_module = None
-        self.ir_unoptimized = ir_text
+        self._ir_unoptimized = parts[0] if len(parts) == 1 else None
         self.timings: dict = {}
-        with LLVM_LOCK:
-            t0 = time.perf_counter()
-            try:
-                mod = llvm.parse_assembly(ir_text)
-                mod.verify()
-            except RuntimeError as e:
-                raise CompileError(f"generated LLVM IR is invalid (a codegen bug): {e}") from None
-            t1 = time.perf_counter()
-            target.optimise(mod, opt_level)
-            t2 = time.perf_counter()
+        t0 = time.perf_counter()
+        if len(parts) == 1:
+            mod, obj = parallel_compile.compile_one(parts[0], target, opt_level)
+            objects = [obj]
             self._ir_optimized_module = mod      # printed only when someone asks for it
-            self._check_symbols(mod)
-            # machine code once, as an object file: loaded below, and reusable by the
-            # on-disk cache and export bundles without a second codegen
-            self._object = self.target.emit_object(mod, opt_level)
-            self._load(self._object, has_threads=threads.NUM_THREADS_GLOBAL in ir_text)
-            t3 = time.perf_counter()
-        self.timings.update(parse=t1 - t0, optimise=t2 - t1, codegen=t3 - t2)
-        self._asm = None
+            with LLVM_LOCK:
+                self._check_symbols([mod])
+        else:
+            with LLVM_LOCK:
+                self._check_symbols([parallel_compile.parse(t) for t in parts])
+            mod, objects = parallel_compile.compile_parts(parts, target, opt_level)
+        t1 = t2 = time.perf_counter()
+        # machine code once, as object files: loaded below, and reusable by the on-disk
+        # cache without a second codegen
+        self._objects = objects
+        self._load(objects, has_threads=any(threads.NUM_THREADS_GLOBAL in t for t in parts))
+        t3 = time.perf_counter()
+        self.timings.update(optimise_and_codegen=t1 - t0, load=t3 - t2, parts=len(parts))
 
     @classmethod
-    def from_object(cls, obj: bytes, target: Target, opt_level: int, ir_source) -> "JitModule":
-        """Load an object file made by `object_code` (the on-disk cache). `ir_source()`
-        returns the module's IR text; it is only called if someone asks for the IR or asm.
-        Raises RuntimeError if LLVM cannot load the object (the caller rebuilds)."""
+    def from_object(cls, objects, target: Target, opt_level: int, ir_source) -> "JitModule":
+        """Load object files made by `object_codes` (the on-disk cache; one object or a
+        list). `ir_source()` returns the module's IR text (or its part texts); it is only
+        called if someone asks for the IR or asm. Raises RuntimeError if LLVM cannot load
+        the objects (the caller rebuilds)."""
         initialise_llvm()
         _load_libm()
         threads.ensure_pool()
         self = cls.__new__(cls)
         self.target, self.opt_level, self.timings = target, opt_level, {}
+        self._parts = None
         self._ir_source, self._ir_unoptimized, self._ir_optimized, self._asm = (
             ir_source, None, None, None)
-        self._ir_optimized_module, self._object = None, obj
+        objects = [objects] if isinstance(objects, (bytes, bytearray)) else list(objects)
+        self._ir_optimized_module, self._objects = None, objects
         t0 = time.perf_counter()
-        self._load(obj)
+        self._load(objects)
         self.timings.update(load_object=time.perf_counter() - t0)
         return self
 
-    def _load(self, obj: bytes, has_threads: bool = True) -> None:
+    def _load(self, objects: list, has_threads: bool = True) -> None:
         with LLVM_LOCK:
             empty = llvm.parse_assembly(f'target triple = "{self.target.triple}"')
             self.engine = llvm.create_mcjit_compiler(
                 empty, self.target.create_target_machine(self.opt_level))
-            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            for obj in objects:
+                self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             self.engine.finalize_object()
             self.threads_address = (self.engine.get_global_value_address(
                 threads.NUM_THREADS_GLOBAL) if has_threads else 0)
         threads.set_module_threads(self.threads_address)
 
+    def _linked_text(self, parts: list) -> str:
+        """One module's text from the part texts (LLVM's linker renames the duplicated
+        internal helpers and resolves the cross-part calls)."""
+        if len(parts) == 1:
+            return parts[0]
+        with LLVM_LOCK:
+            mods = [llvm.parse_assembly(t) for t in parts]
+            for other in mods[1:]:
+                mods[0].link_in(other)
+            return str(mods[0])
+
     @property
     def ir_unoptimized(self) -> str:
         if self._ir_unoptimized is None:
-            self._ir_unoptimized = self._ir_source()
+            parts = self._parts if self._parts is not None else self._ir_source()
+            self._ir_unoptimized = self._linked_text([parts] if isinstance(parts, str)
+                                                     else list(parts))
         return self._ir_unoptimized
 
     @ir_unoptimized.setter
@@ -127,9 +147,10 @@ class JitModule:
         self._ir_optimized = text
 
     @staticmethod
-    def _check_symbols(mod) -> None:
+    def _check_symbols(mods: list) -> None:
         missing = []
-        names = {f.name for f in mod.functions if f.is_declaration}
+        defined = {f.name for mod in mods for f in mod.functions if not f.is_declaration}
+        names = {f.name for mod in mods for f in mod.functions if f.is_declaration} - defined
         for name in sorted(names | set(_LIBM_NAMES)):
             if name.startswith("llvm."):
                 continue
@@ -160,11 +181,14 @@ class JitModule:
                 self._asm = self.target.emit_assembly(mod)
         return self._asm
 
+    def object_codes(self) -> list:
+        """The ELF objects this module was loaded from (one per part: the on-disk cache)."""
+        return list(self._objects)
+
     def object_code(self) -> bytes:
-        """An ELF object of the optimised module (for export bundles and on-disk caches)."""
-        obj = getattr(self, "_object", None)
-        if obj is None:
-            with LLVM_LOCK:
-                obj = self._object = self.target.emit_object(
-                    llvm.parse_assembly(self.ir_optimized))
-        return obj
+        """ONE ELF object of the whole optimised module (export): the loaded object when the
+        module was built in one part, else the parts linked and compiled again."""
+        if len(self._objects) == 1:
+            return self._objects[0]
+        with LLVM_LOCK:
+            return self.target.emit_object(llvm.parse_assembly(self.ir_optimized))

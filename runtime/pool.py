@@ -338,6 +338,7 @@ class _Pool:
         self.start_fn = self.reset_fn = None
         self.parallel_address = 0
         self.workers = 0
+        self.forking_compiler = False
 
     def ensure(self, workers: int) -> int:
         """Compile the pool (once) and make sure `workers` workers run; returns how many do."""
@@ -381,11 +382,12 @@ class _Pool:
                       int(rate * BACKOFF_US[1]))
 
     def _after_fork(self) -> None:
-        # the parent's workers do not exist here: start from an empty pool (lazily refilled)
+        # the parent's workers do not exist here: start from an empty pool (refilled now,
+        # except in a compiler child of parallel_compile.py, which only runs LLVM and exits)
         self.lock = threading.Lock()
         wanted, self.workers = self.workers, 0
         self._reset()
-        if wanted:
+        if wanted and not self.forking_compiler:
             self.workers = int(self.start_fn(wanted))
 
 

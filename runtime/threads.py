@@ -82,11 +82,14 @@ def set_threads(executable, count=None) -> None:
 
 # -- IR side -------------------------------------------------------------------------------------
 def threads_global(module: ir.Module) -> ir.GlobalVariable:
-    """The module's thread count (i32, set by the runtime after loading; 1 until then)."""
+    """The module's thread count (i32, set by the runtime after loading; 1 until then). In
+    the parts of a module built in parts other than the first (`module.graphc_part` > 0)
+    only a declaration: the first part defines it."""
     g = module.globals.get(NUM_THREADS_GLOBAL)
     if g is None:
         g = ir.GlobalVariable(module, I32, name=NUM_THREADS_GLOBAL)
-        g.initializer = ir.Constant(I32, 1)
+        if not getattr(module, "graphc_part", 0):
+            g.initializer = ir.Constant(I32, 1)
         g.align = 4
     return g
 

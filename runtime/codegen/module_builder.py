@@ -80,14 +80,38 @@ PROFILE_GLOBAL = "graphc_profile"
 
 
 def build_module(graph: Graph, plan: BufferPlan, target, profile: bool = False) -> ir.Module:
-    """The module of `graph`. `profile`: the entry reads the cycle counter around every
-    kernel call and adds (cycles, calls) into the exported i64 array `graphc_profile`
-    (two words per kernel node, in `plan.kernel_nodes` order, then two for the final
-    copies); runtime/profile.py turns it into a per-node report."""
-    module = ir.Module(name=graph.name)
-    module.triple = target.triple
-    module.data_layout = target.data_layout()
-    ctx = ModuleContext(module, target, plan.symbols)
+    """The module of `graph` in one part (see build_modules)."""
+    return build_modules(graph, plan, target, profile, 1)[0]
+
+
+def _instructions(module: ir.Module) -> int:
+    return sum(len(block.instructions) for f in module.functions for block in f.blocks)
+
+
+def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
+                  parts: int = 1) -> list:
+    """The module of `graph`, as `parts` modules compiled side by side
+    (runtime/parallel_compile.py): part 0 holds the entry and arena functions and some
+    kernels; each kernel goes to the part with the fewest instructions so far, and a kernel
+    outside part 0 has external linkage (`graphc.k<i>.<op>`) and is declared in part 0. Each
+    part has its own copies of the shared helpers (micro-kernels, workers) it uses.
+
+    `profile`: the entry reads the cycle counter around every kernel call and adds (cycles,
+    calls) into the exported i64 array `graphc_profile` (two words per kernel node, in
+    `plan.kernel_nodes` order, then two for the final copies); runtime/profile.py turns it
+    into a per-node report."""
+    modules = []
+    for k in range(parts):
+        m = ir.Module(name=graph.name if k == 0 else f"{graph.name}.part{k}")
+        m.triple = target.triple
+        m.data_layout = target.data_layout()
+        m.graphc_part = k
+        modules.append(m)
+    ctxs = [ModuleContext(m, target, plan.symbols) for m in modules]
+    sizes = [0] * parts
+    # part 0 also holds the entry and arena functions (~ this many instructions)
+    sizes[0] = 25 * len(plan.kernel_nodes) + 20 * len(plan.slots)
+    module, ctx = modules[0], ctxs[0]
     table = abi.ArgTable(len(plan.data_inputs), len(plan.returned), len(plan.params))
     _emit_arena_bytes_function(module, plan)
 
@@ -142,7 +166,11 @@ def build_module(graph: Graph, plan: BufferPlan, target, profile: bool = False) 
 
     for slot, i in enumerate(plan.kernel_nodes):
         node = graph.nodes[i]
-        kb = KernelBuilder(ctx, f"k{i}.{node.op}", [spec(v) for v in node.inputs],
+        part = min(range(parts), key=lambda j: sizes[j])
+        kctx = ctxs[part]
+        before = _instructions(kctx.module)
+        name = f"k{i}.{node.op}" if part == 0 else f"graphc.k{i}.{node.op}"
+        kb = KernelBuilder(kctx, name, [spec(v) for v in node.inputs],
                            [spec(v) for v in node.outputs])
         _allow_in_place(kb, [plan.home[v] for v in node.inputs + node.outputs], len(plan.symbols))
         try:
@@ -150,10 +178,15 @@ def build_module(graph: Graph, plan: BufferPlan, target, profile: bool = False) 
         except GraphcError as e:
             raise e.with_loc(node.loc) from None
         kb.finish()
+        sizes[part] += _instructions(kctx.module) - before
+        callee = kb.function
+        if part:                                   # defined in another part: declare it here
+            callee.linkage = ""
+            callee = ir.Function(module, kb.function.function_type, name=kb.function.name)
         call_args = [errinfo] + syms_in_order + [pointer(plan.home[v])
                                                  for v in node.inputs + node.outputs]
         start = b.call(clock, []) if profile else None
-        status = b.call(kb.function, call_args, name=f"status{i}")
+        status = b.call(callee, call_args, name=f"status{i}")
         if profile:
             account(slot, start)
         failed = entry.append_basic_block(f"node{i}.failed")
@@ -176,7 +209,7 @@ def build_module(graph: Graph, plan: BufferPlan, target, profile: bool = False) 
     if profile:
         account(len(plan.kernel_nodes), start)
     b.ret(h.i32(0))
-    return module
+    return modules
 
 
 def _profile_counters(module: ir.Module, slots: int) -> ir.GlobalVariable:

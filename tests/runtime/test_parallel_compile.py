@@ -1,0 +1,102 @@
+"""Modules built in parts and compiled side by side (runtime/parallel_compile.py): same
+results as one part, IR/asm/object still available as one module, the object cache keeps
+every part, and a failing compiler child only costs time (its part is compiled here)."""
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+import ir
+from ir import Graph, TensorType, emit
+from runtime import Executable, compile_graph, parallel_compile
+
+
+def _graph(name="parts"):
+    """Ten kernels: matmuls (shared gemm helpers), elementwise ops, a reduction."""
+    g = Graph(name)
+    x = g.add_input("x", TensorType(("N", 24), "f32"))
+    w = g.add_input("w", TensorType((24, 24), "f32"), role="param")
+    g.initializers["w"] = np.linspace(-1, 1, 24 * 24, dtype=np.float32).reshape(24, 24)
+    h = x
+    for k in range(4):
+        h = emit(g, "matmul", [h, w], {"transpose_a": False, "transpose_b": False})
+        h = emit(g, "tanh" if k % 2 else "exp", [emit(g, "mul", [h, h])])
+    g.add_output(emit(g, "reduce_sum", [h], {"axes": (1,), "keepdims": False}), "s")
+    g.add_output(h, "h")
+    return g
+
+
+def _feeds(n=5):
+    return {"x": np.random.default_rng(3).standard_normal((n, 24)).astype(np.float32) * 0.1}
+
+
+@pytest.fixture
+def no_disk_cache(monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE", "0")
+
+
+def test_parts_match_one_module(no_disk_cache, monkeypatch):
+    g = _graph()
+    assert parallel_compile.parts_for(len(g.nodes)) == 2
+    split = compile_graph(g, cache=False)
+    assert split.timings["parts"] == 2
+    monkeypatch.setenv(parallel_compile.ENV_VAR, "0")
+    whole = compile_graph(g, cache=False)
+    assert whole.timings["parts"] == 1
+    feeds = _feeds()
+    got, want = Executable(split, g).run(feeds), Executable(whole, g).run(feeds)
+    ref = ir.run(g, feeds)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-5)
+    # for study and export the parts are one module again
+    text = split.llvm_ir_unoptimized
+    defines = [line for line in text.splitlines() if line.startswith("define")]
+    assert sum("graphc_entry" in line for line in defines) == 1
+    assert any("graphc.k" in line for line in defines)
+    assert "graphc_entry" in split.asm
+    assert split.jit.object_code()[:4] == b"\x7fELF"
+
+
+def test_a_failing_child_is_replaced_by_a_local_compile(no_disk_cache, monkeypatch):
+    parent = os.getpid()
+    real = parallel_compile.compile_one
+
+    def flaky(text, target, opt_level):
+        if os.getpid() != parent:
+            raise RuntimeError("compiler child breaks")
+        return real(text, target, opt_level)
+    monkeypatch.setattr(parallel_compile, "compile_one", flaky)
+    g = _graph("parts_flaky")
+    code = compile_graph(g, cache=False)
+    assert code.timings["parts"] == 2
+    feeds = _feeds(3)
+    ref = ir.run(g, feeds)
+    got = Executable(code, g).run(feeds)
+    for name in ref:
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-5)
+
+
+def test_object_cache_keeps_every_part(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRAPHC_CACHE", "1")
+    g = _graph("parts_cached")
+    first = compile_graph(g, cache=False)
+    second = compile_graph(g, cache=False)
+    assert "load_object" in second.timings
+    assert len(second.jit.object_codes()) == 2
+    feeds = _feeds(4)
+    a, b = Executable(first, g).run(feeds), Executable(second, g).run(feeds)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert glob.glob(os.path.join(tmp_path, "*", "*.o"))
+
+
+def test_pack_and_unpack_objects():
+    objs = [b"\x7fELF one", b"", b"\x7fELF three" * 100]
+    assert parallel_compile.unpack_objects(parallel_compile.pack_objects(objs)) == objs
+    with pytest.raises(ValueError):
+        parallel_compile.unpack_objects(parallel_compile.pack_objects(objs) + b"x")
