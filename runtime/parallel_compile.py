@@ -8,15 +8,18 @@ compiled here while each other part is compiled in a child made with fork(), whi
 back its object file through a pipe. All objects are then loaded into one MCJIT engine,
 which links the entry's calls to the kernels of the other parts.
 
-A child that fails, or takes longer than CHILD_TIMEOUT, is killed and its part compiled
-here instead: splitting can only change how long a compile takes, never its result.
-GRAPHC_PARALLEL_COMPILE=0 turns splitting off (every module is one part).
+A child that fails, or is still busy well after part 0 is done (CHILD_PATIENCE), is killed
+and its part compiled here instead: splitting can only change how long a compile takes,
+never its result. Forking is done only while no other Python thread runs (its locks would
+stay held in the child); otherwise, and with GRAPHC_PARALLEL_COMPILE=0, every module is one
+part.
 """
 from __future__ import annotations
 
 import os
 import select
 import struct
+import threading
 import time
 
 import llvmlite.binding as llvm
@@ -28,16 +31,25 @@ from .target import LLVM_LOCK
 
 ENV_VAR = "GRAPHC_PARALLEL_COMPILE"
 MIN_KERNELS = 8                  # fewer kernels: one part (a fork is not free)
-CHILD_TIMEOUT = 600.0
+CHILD_PATIENCE = (5.0, 3.0)      # wait for a child at least 5 s, else 3x this part's time
 
 
 def parts_for(n_kernels: int) -> int:
-    """How many parts to build a module of `n_kernels` kernels in."""
+    """How many parts to build a module of `n_kernels` kernels in (1 unless forking is safe
+    and worth it)."""
     if os.environ.get(ENV_VAR, "1").strip() in ("0", "false", "no", "off"):
         return 1
-    if not hasattr(os, "fork") or n_kernels < MIN_KERNELS:
+    if not hasattr(os, "fork") or n_kernels < MIN_KERNELS or not _only_our_threads():
         return 1
     return max(1, min(threads.available_cpus(), 2))
+
+
+def _only_our_threads() -> bool:
+    """No Python thread but the caller: a fork copies only the calling thread, and a lock
+    another Python thread held at that moment would never be released in the child. (Native
+    library threads, e.g. BLAS or OpenMP pools, are normally parked; the child only runs
+    LLVM, and a child that hangs anyway is abandoned after a bounded wait: `_collect`.)"""
+    return threading.active_count() == 1
 
 
 def parse(text: str):
@@ -64,10 +76,13 @@ def compile_parts(texts: list, target, opt_level: int) -> tuple:
     with LLVM_LOCK:            # no other thread of ours is inside LLVM while we fork
         for text in texts[1:]:
             children.append(_spawn(text, target, opt_level))
+    start = time.monotonic()
     mod0, obj0 = compile_one(texts[0], target, opt_level)
+    # the parts are balanced: a child far slower than this part is stuck, not busy
+    patience = max(CHILD_PATIENCE[0], CHILD_PATIENCE[1] * (time.monotonic() - start))
     objects = [obj0]
     for (pid, fd), text in zip(children, texts[1:]):
-        data = _collect(pid, fd)
+        data = _collect(pid, fd, patience)
         objects.append(data if data is not None else compile_one(text, target, opt_level)[1])
     return mod0, objects
 
@@ -96,9 +111,10 @@ def _spawn(text: str, target, opt_level: int):
     return pid, read_fd
 
 
-def _collect(pid: int, fd: int):
-    """The child's object bytes, or None if it failed or ran out of time."""
-    chunks, deadline = [], time.monotonic() + CHILD_TIMEOUT
+def _collect(pid: int, fd: int, patience: float):
+    """The child's object bytes, or None if it failed or did not finish within `patience`
+    seconds (it is then killed)."""
+    chunks, deadline = [], time.monotonic() + patience
     ok = False
     try:
         while True:

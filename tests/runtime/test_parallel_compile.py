@@ -11,7 +11,10 @@ import pytest
 
 import ir
 from ir import Graph, TensorType, emit
-from runtime import Executable, compile_graph, parallel_compile
+from runtime import Executable, compile_graph, parallel_compile, threads
+
+two_cpus = pytest.mark.skipif(threads.available_cpus() < 2 or not hasattr(os, "fork"),
+                              reason="splitting needs fork and two CPUs")
 
 
 def _graph(name="parts"):
@@ -38,6 +41,7 @@ def no_disk_cache(monkeypatch):
     monkeypatch.setenv("GRAPHC_CACHE", "0")
 
 
+@two_cpus
 def test_parts_match_one_module(no_disk_cache, monkeypatch):
     g = _graph()
     assert parallel_compile.parts_for(len(g.nodes)) == 2
@@ -61,6 +65,7 @@ def test_parts_match_one_module(no_disk_cache, monkeypatch):
     assert split.jit.object_code()[:4] == b"\x7fELF"
 
 
+@two_cpus
 def test_a_failing_child_is_replaced_by_a_local_compile(no_disk_cache, monkeypatch):
     parent = os.getpid()
     real = parallel_compile.compile_one
@@ -80,6 +85,7 @@ def test_a_failing_child_is_replaced_by_a_local_compile(no_disk_cache, monkeypat
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-5)
 
 
+@two_cpus
 def test_object_cache_keeps_every_part(tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("GRAPHC_CACHE", "1")
@@ -100,3 +106,39 @@ def test_pack_and_unpack_objects():
     assert parallel_compile.unpack_objects(parallel_compile.pack_objects(objs)) == objs
     with pytest.raises(ValueError):
         parallel_compile.unpack_objects(parallel_compile.pack_objects(objs) + b"x")
+
+
+@two_cpus
+def test_a_stuck_child_is_abandoned(no_disk_cache, monkeypatch):
+    import time
+    parent = os.getpid()
+    real = parallel_compile.compile_one
+
+    def stuck(text, target, opt_level):
+        if os.getpid() != parent:
+            time.sleep(60)                       # a child that never answers in time
+        return real(text, target, opt_level)
+    monkeypatch.setattr(parallel_compile, "compile_one", stuck)
+    monkeypatch.setattr(parallel_compile, "CHILD_PATIENCE", (0.5, 1.0))
+    g = _graph("parts_stuck")
+    t0 = time.monotonic()
+    code = compile_graph(g, cache=False)
+    assert time.monotonic() - t0 < 30
+    feeds = _feeds(2)
+    ref = ir.run(g, feeds)
+    got = Executable(code, g).run(feeds)
+    np.testing.assert_allclose(got["s"], ref["s"], rtol=1e-4, atol=1e-5)
+
+
+@two_cpus
+def test_no_fork_while_another_python_thread_runs():
+    import threading
+    assert parallel_compile.parts_for(20) == 2
+    release = threading.Event()
+    t = threading.Thread(target=release.wait)
+    t.start()
+    try:
+        assert parallel_compile.parts_for(20) == 1
+    finally:
+        release.set()
+        t.join()
