@@ -9,9 +9,7 @@ minutes) for quiet; the busy fraction it saw is recorded with the results.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 
 THREADS = 2

@@ -140,7 +140,7 @@ def jax_train_step(apply):
     return jax.jit(step, donate_argnums=(0, 1, 2))
 
 
-# -- ONNX (for onnxruntime) --------------------------------------------------------------------------
+# -- ONNX (for onnxruntime) ---------------------------------------------------------------------
 def onnx_mlp(weights) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper

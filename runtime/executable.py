@@ -27,7 +27,6 @@ Semantics (decided here, documented for users):
 from __future__ import annotations
 
 import ctypes
-import threading
 from typing import Mapping, Optional
 
 import numpy as np

@@ -19,7 +19,12 @@ from .. import metrics as _metrics
 from ..data import BatchIterator
 
 try:  # optional extra: pip install graphc[progress]
-    from tqdm import tqdm as _tqdm
+    from tqdm import tqdm as _tqdm_base
+
+    class _tqdm(_tqdm_base):
+        # no monitor thread: graphc leaves no Python thread behind, so a later compile may
+        # still fork its LLVM work (runtime/parallel_compile.py forks only when alone)
+        monitor_interval = 0
 except ImportError:  # pragma: no cover - exercised only without tqdm
     _tqdm = None
 

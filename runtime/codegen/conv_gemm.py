@@ -27,7 +27,7 @@ import llvmlite.ir as ir
 
 from . import helpers as h
 from .epilogue import gather, masked_load
-from .gemm import GemmForm, Tile, _Ctx, ctx_get, run_gemm
+from .gemm import GemmForm, Tile, run_gemm
 
 TILE = Tile(8, 2, True)
 NARROW_TILE = Tile(16, 1, True)

@@ -32,7 +32,7 @@ from ir import CompileError
 
 from .. import threads
 from . import helpers as h
-from .kernel import Buffer, KernelBuilder
+from .kernel import KernelBuilder
 from .parallel import chunking, parallel_for
 from .registry import lowering
 from .scalar import ElementContext, emit_element

@@ -301,8 +301,11 @@ def test_fit_history_validation_and_scheduler(rng, capsys):
     assert h["loss"][-1] < h["loss"][0] and h["val_accuracy"][-1] > 0.9
     assert model.step_count == 4 * 10
     assert capsys.readouterr().out.count("val_accuracy") == 4
+    import threading
+    before = threading.active_count()
     h1 = model.fit(x, y, epochs=1, batch_size=100, verbose=1)     # tqdm bar when installed
     assert len(h1["loss"]) == 1 and model.step_count == 43
+    assert threading.active_count() == before     # no monitor thread left (it stops forking)
 
 
 def test_train_and_eval_modes_switch_dropout(rng):

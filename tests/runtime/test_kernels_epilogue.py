@@ -156,7 +156,8 @@ def test_load_lanes_contiguous_strided_and_masked(stride, active):
         b = kb.b
         mask = None
         if active < lanes:
-            mask = llir.Constant(llir.VectorType(h.I1, lanes), [int(k < active) for k in range(lanes)])
+            mask = llir.Constant(llir.VectorType(h.I1, lanes),
+                                 [int(k < active) for k in range(lanes)])
         v = load_lanes(b, src.ptr, src.dtype, h.i64(2), lanes, h.i64(stride), mask)
         kb.store(dst, h.i64(0), v)
     n_src = 2 + stride * (active - 1) + 1             # nothing past the last active lane

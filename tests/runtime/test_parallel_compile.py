@@ -36,6 +36,13 @@ def _feeds(n=5):
     return {"x": np.random.default_rng(3).standard_normal((n, 24)).astype(np.float32) * 0.1}
 
 
+@pytest.fixture(autouse=True)
+def alone(monkeypatch):
+    """Splitting is refused while another Python thread runs (tested below with the real
+    check); earlier tests in the session may have left one (a library's daemon thread)."""
+    monkeypatch.setattr(parallel_compile, "_only_our_threads", lambda: True)
+
+
 @pytest.fixture
 def no_disk_cache(monkeypatch):
     monkeypatch.setenv("GRAPHC_CACHE", "0")
@@ -131,9 +138,10 @@ def test_a_stuck_child_is_abandoned(no_disk_cache, monkeypatch):
 
 
 @two_cpus
-def test_no_fork_while_another_python_thread_runs():
+def test_no_fork_while_another_python_thread_runs(monkeypatch):
     import threading
     assert parallel_compile.parts_for(20) == 2
+    monkeypatch.undo()                            # the real thread check from here on
     release = threading.Event()
     t = threading.Thread(target=release.wait)
     t.start()
