@@ -120,7 +120,9 @@ def _param_array(name, value, dtype, loc) -> np.ndarray:
         raise TraceError(f"param {name!r}: expected numbers, found {arr.dtype} data", loc)
     if to.is_int and arr.dtype.kind == "f" and not np.array_equal(arr, np.trunc(arr)):
         raise TraceError(f"param {name!r}: cannot store non-integer values as {to}", loc)
-    return arr.astype(to.np_dtype)
+    arr = arr.astype(to.np_dtype)
+    arr.setflags(write=False)     # the graph's own copy, a value like an attribute tensor
+    return arr
 
 
 # -- tracing -----------------------------------------------------------------------------------

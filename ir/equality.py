@@ -55,19 +55,29 @@ def _array_key(arr: np.ndarray) -> tuple:
 
 # Digests of array bytes, remembered per array object: graphs are hashed many times (the
 # pass manager hashes before and after every pass) and hashing the weights each time cost
-# more than the passes. An entry is used only while the object is alive and its address,
-# dtype, shape, strides and a sample of its bytes (SKETCH_BYTES spread over the buffer, plus
-# both ends) are unchanged; the full digest is recomputed otherwise. (An in-place edit that
-# touches none of the sampled bytes of a large array would go unnoticed: arrays are treated
-# as values, as everywhere in the IR.)
+# more than the passes. Only arrays nothing can edit in place are remembered: read-only, and
+# every array they view read-only too, down to memory they or an immutable bytes object own
+# (attribute tensors, traced and parsed initializers). A writeable array is hashed in full
+# every time. An entry is used only while the object is alive and its address, dtype, shape,
+# strides and a sample of its bytes are unchanged (a guard against a deliberate
+# `setflags(write=True)` edit).
 _DIGESTS: dict = {}
 SKETCH_BYTES = 4096
 _MIN_CACHED = 65536                  # smaller arrays are cheaper to hash than to sketch
 
 
+def _immutable(arr: np.ndarray) -> bool:
+    base = arr
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return base is None or isinstance(base, bytes)
+
+
 def _digest(native: np.ndarray) -> str:
     data = np.ascontiguousarray(native)
-    if data.nbytes < _MIN_CACHED:
+    if data.nbytes < _MIN_CACHED or not _immutable(native):
         return hashlib.sha256(data.tobytes()).hexdigest()
     flat = data.reshape(-1).view(np.uint8)
     step = max(1, flat.size // SKETCH_BYTES)

@@ -184,6 +184,7 @@ def test_params_and_state_are_inputs_with_initializers():
     np.testing.assert_array_equal(g.initializers["w"], w)
     w[0, 0] = 100.0                                  # the graph keeps its own copy
     assert g.initializers["w"][0, 0] == 0.0
+    assert not g.initializers["w"].flags.writeable   # ... as a value (replace, never edit)
     out = ir.run(g, {"x": np.ones((1, 2), np.float32)})
     np.testing.assert_array_equal(out["out0"], [[3.0, 10.0, 21.0]])
     assert out["out1"] == 1

@@ -40,3 +40,27 @@ def test_small_arrays_are_always_hashed_in_full():
     first = structural_hash(g)
     w[1, 1] = 2.0
     assert structural_hash(g) != first
+
+
+def test_edit_of_an_unsampled_byte_of_a_writeable_array_is_seen():
+    w = np.zeros((512, 512), np.float32)                   # 1 MiB: the sample skips most bytes
+    g = _graph(w)
+    first = structural_hash(g)
+    w.reshape(-1)[12345] = 1.0                             # not at a sampled offset
+    assert structural_hash(g) != first
+
+
+def test_read_only_arrays_are_remembered_and_views_of_writeable_ones_are_not():
+    from ir import equality
+    frozen = np.random.default_rng(1).standard_normal((300, 200)).astype(np.float32)
+    frozen.setflags(write=False)
+    first = structural_hash(_graph(frozen))
+    assert id(frozen) in equality._DIGESTS
+    assert structural_hash(_graph(frozen)) == first
+    base = np.zeros((300, 200), np.float32)
+    view = base[:]
+    view.setflags(write=False)                              # read-only, but base is not
+    before = structural_hash(_graph(view))
+    assert id(view) not in equality._DIGESTS
+    base.reshape(-1)[777] = 3.0
+    assert structural_hash(_graph(view)) != before
