@@ -95,9 +95,9 @@ def _loc_text(loc) -> str:
         return ""
     locs = getattr(loc, "locs", None)
     if locs:
-        first = str(locs[0])
+        first = locs[0].describe()
         return first + (f" (+{len(locs) - 1} more)" if len(locs) > 1 else "")
-    return str(loc)
+    return loc.describe()
 
 
 def report(compiled) -> ProfileReport:

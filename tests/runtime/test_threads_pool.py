@@ -186,3 +186,18 @@ def test_profile_reports_every_kernel_with_its_location():
     plain = Executable(compile_graph(g, profile=False, cache=False), g)
     with pytest.raises(RuntimeError, match="without profiling"):
         plain.profile()
+
+
+def test_profile_names_fused_kernels_by_the_users_line(monkeypatch):
+    import graphc as gc
+    monkeypatch.setenv("GRAPHC_PROFILE", "1")
+
+    @gc.function(gc.spec(("N", 16)))
+    def f(x):
+        w = gc.param("w", np.full((16, 8), 0.1, np.float32))
+        return gc.relu(x @ w + 1.0)
+    exe = gc.compile(f.graph, cache=False)
+    exe(np.ones((3, 16), np.float32))
+    text = str(exe.profile())
+    assert "Loc(" not in text
+    assert "test_threads_pool.py:" in text and "fused:" in text
