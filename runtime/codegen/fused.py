@@ -17,10 +17,7 @@
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ir import CompileError
-from ir import dtypes as dt
 from passes.fusion_rules import (COL, CONTRACTION_OPS, FULL, PRE, REDUCE_OPS, ROW, TOTAL,
                                  row_layout)
 
@@ -29,8 +26,9 @@ from .conv import emit_conv2d
 from .elementwise import NEEDS_COORDS, emit_elementwise_group
 from .kernel import KernelBuilder
 from .matmul import emit_matmul
+from .reduce import combine, reduce_identity
 from .registry import lowering
-from .scalar import ElementContext, emit_element, max_nan, min_nan
+from .scalar import ElementContext, emit_element
 
 
 @lowering("fused")
@@ -164,22 +162,6 @@ def emit_fused_contraction(kb: KernelBuilder, body) -> None:
 
 
 # -- reduction: the row kernel -------------------------------------------------------------
-def _identity(op: str, dtype):
-    d = dt.dtype(dtype)
-    typ = h.register_type(d)
-    if op == "reduce_sum":
-        return h.const_like(typ, -0.0 if d.is_float else 0)
-    hi = np.inf if d.is_float else np.iinfo(d.np_dtype).max
-    lo = -np.inf if d.is_float else np.iinfo(d.np_dtype).min
-    return h.const_like(typ, lo if op == "reduce_max" else hi)
-
-
-def _combine(b, op: str, acc, v):
-    if op == "reduce_sum":
-        return b.fadd(acc, v) if h.is_float_type(acc.type) else b.add(acc, v)
-    return max_nan(b, acc, v) if op == "reduce_max" else min_nan(b, acc, v)
-
-
 class _RowKernel:
     def __init__(self, kb: KernelBuilder, body):
         layout, reason = row_layout(body.nodes, body.inputs, body.outputs)
@@ -290,12 +272,12 @@ class _RowKernel:
         for n in nodes:
             if n.op in REDUCE_OPS and self.lvl(n.outputs[0]) == TOTAL:
                 slot = kb.local(h.register_type(n.outputs[0].type.dtype), "total")
-                kb.put(slot, _identity(n.op, n.outputs[0].type.dtype))
+                kb.put(slot, reduce_identity(n.op, n.outputs[0].type.dtype))
                 totals[id(n)] = slot
             if n.op in REDUCE_OPS and self.lvl(n.outputs[0]) == COL:
                 buf = out_buf[id(n.outputs[0])]
                 with h.counted_loop(b, kb.numel(buf.shape), name="colinit") as i:
-                    kb.store(buf, i, _identity(n.op, n.outputs[0].type.dtype))
+                    kb.store(buf, i, reduce_identity(n.op, n.outputs[0].type.dtype))
                 cols.append(n)
         rows = kb.numel(self.row_dims)
         cols_n = kb.numel(self.col_dims)
@@ -310,7 +292,7 @@ class _RowKernel:
                     self.row[id(out)] = self._row_node(n)
                 elif level == TOTAL and n.op in REDUCE_OPS and self.lvl(n.inputs[0]) != FULL:
                     slot = totals[id(n)]
-                    kb.put(slot, _combine(b, n.op, kb.get(slot, h.register_type(out.type.dtype)),
+                    kb.put(slot, combine(b, n.op, kb.get(slot, h.register_type(out.type.dtype)),
                                           self.row_val(n.inputs[0])))
             full_stores = [v for v in body.outputs if self.lvl(v) == FULL]
             full_totals = [n for n in nodes if id(n) in totals and self.lvl(n.inputs[0]) == FULL]
@@ -322,11 +304,11 @@ class _RowKernel:
                     for n in cols:
                         buf = out_buf[id(n.outputs[0])]
                         acc = kb.load(buf, c)
-                        kb.store(buf, c, _combine(b, n.op, acc, self.full_val(n.inputs[0])))
+                        kb.store(buf, c, combine(b, n.op, acc, self.full_val(n.inputs[0])))
                     for n in full_totals:
                         slot = totals[id(n)]
                         typ = h.register_type(n.outputs[0].type.dtype)
-                        kb.put(slot, _combine(b, n.op, kb.get(slot, typ),
+                        kb.put(slot, combine(b, n.op, kb.get(slot, typ),
                                               self.full_val(n.inputs[0])))
             for v in body.outputs:
                 if self.lvl(v) == ROW:
@@ -337,10 +319,10 @@ class _RowKernel:
         kb, b = self.kb, self.b
         typ = h.register_type(n.outputs[0].type.dtype)
         slot = kb.local(typ, "rowacc")
-        kb.put(slot, _identity(n.op, n.outputs[0].type.dtype))
+        kb.put(slot, reduce_identity(n.op, n.outputs[0].type.dtype))
         with h.counted_loop(b, cols_n, name="pass") as c:
             self.c, self.full = c, {}
-            kb.put(slot, _combine(b, n.op, kb.get(slot, typ), self.full_val(n.inputs[0])))
+            kb.put(slot, combine(b, n.op, kb.get(slot, typ), self.full_val(n.inputs[0])))
         self.c, self.full = None, {}
         return kb.get(slot, typ)
 

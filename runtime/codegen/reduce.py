@@ -16,7 +16,8 @@ memory order. The output is filled with the identity first, then:
   sequential loop (and from numpy's pairwise sum), so float sums agree to rounding (the
   differential tests' `accum` tolerance), not bit for bit. max/min are unaffected (the
   NaN-propagating combine is order independent up to which NaN and the sign of zero).
-The float sum's identity is -0.0 (the IEEE additive identity: -0.0 + x == x for every x);
+Float sums start from +0.0, as numpy's do (the reference): a sum of nothing, or of negative
+zeros only, is +0.0 (starting from -0.0, the IEEE additive identity, would give -0.0);
 max/min use the NaN-propagating combine of scalar.py.
 
 Threads: the loop nest is split over ranges of the outermost kept group (parallel.py), so
@@ -46,13 +47,13 @@ def reduce_identity(op: str, dtype):
     d = dt.dtype(dtype)
     typ = h.register_type(d)
     if op == "reduce_sum":
-        return h.const_like(typ, -0.0 if d.is_float else 0)
+        return h.const_like(typ, 0.0 if d.is_float else 0)      # numpy's start, see above
     info_max = np.inf if d.is_float else np.iinfo(d.np_dtype).max
     info_min = -np.inf if d.is_float else np.iinfo(d.np_dtype).min
     return h.const_like(typ, info_min if op == "reduce_max" else info_max)
 
 
-def _combine(b, op, acc, v):
+def combine(b, op, acc, v):
     if op == "reduce_sum":
         return b.fadd(acc, v) if h.is_float_type(acc.type) else b.add(acc, v)
     return max_nan(b, acc, v) if op == "reduce_max" else min_nan(b, acc, v)
@@ -72,7 +73,7 @@ def horizontal(b, op, vec):
                                                     [h.i32(k) for k in range(half)]))
         hi = b.shuffle_vector(vec, vec, ir.Constant(ir.VectorType(h.I32, half),
                                                     [h.i32(k + half) for k in range(half)]))
-        vec = _combine(b, op, lo, hi)
+        vec = combine(b, op, lo, hi)
         n = half
     return b.extract_element(vec, h.i32(0))
 
@@ -105,7 +106,7 @@ def _reduce(kb: KernelBuilder, node) -> None:
         kb.store(out, i, identity)
     groups = axis_groups(x.shape, axes)
     if not groups:                                   # one element: out = combine(id, x)
-        kb.store(out, h.i64(0), _combine(b, op, kb.load(out, h.i64(0)), kb.load(x, h.i64(0))))
+        kb.store(out, h.i64(0), combine(b, op, kb.load(out, h.i64(0)), kb.load(x, h.i64(0))))
         return
     kept = [k for k, (_, red) in enumerate(groups) if not red]
     split = kept[0] if kept else None
@@ -173,10 +174,10 @@ def _columns(kb, op, x, out, x_off, o_off, start, stop, width) -> None:
         o = h.add(b, o_off, j)
         acc = h.load_element(b, out.ptr, o, out.dtype, esize, width)
         v = h.load_element(b, x.ptr, h.add(b, x_off, j), x.dtype, esize, width)
-        h.store_element(b, _combine(b, op, acc, v), out.ptr, o, out.dtype, esize)
+        h.store_element(b, combine(b, op, acc, v), out.ptr, o, out.dtype, esize)
     with h.counted_loop(b, stop, start=vec_end, name="coltail") as j:
         o = h.add(b, o_off, j)
-        kb.store(out, o, _combine(b, op, kb.load(out, o), kb.load(x, h.add(b, x_off, j))))
+        kb.store(out, o, combine(b, op, kb.load(out, o), kb.load(x, h.add(b, x_off, j))))
 
 
 def _row(kb, op, x, out, x_off, o_off, length, width) -> None:
@@ -193,21 +194,21 @@ def _row(kb, op, x, out, x_off, o_off, length, width) -> None:
         for u, s in enumerate(slots):
             v = h.load_element(b, x.ptr, h.add(b, x_off, i, h.i64(u * width)), x.dtype, esize,
                                width)
-            kb.put(s, _combine(b, op, kb.get(s, ident.type), v))
+            kb.put(s, combine(b, op, kb.get(s, ident.type), v))
     accs = [kb.get(s, ident.type) for s in slots]
     while len(accs) > 1:
-        accs = [_combine(b, op, accs[k], accs[k + 1]) for k in range(0, len(accs), 2)]
+        accs = [combine(b, op, accs[k], accs[k + 1]) for k in range(0, len(accs), 2)]
     kb.put(slots[0], accs[0])
     vec_end = b.mul(b.sdiv(length, h.i64(width)), h.i64(width))
     with h.counted_loop(b, vec_end, start=main_end, step=width, name="rvec") as i:
         v = h.load_element(b, x.ptr, h.add(b, x_off, i), x.dtype, esize, width)
-        kb.put(slots[0], _combine(b, op, kb.get(slots[0], ident.type), v))
+        kb.put(slots[0], combine(b, op, kb.get(slots[0], ident.type), v))
     scalar = kb.local(ident.type.element, "rtotal")
     kb.put(scalar, horizontal(b, op, kb.get(slots[0], ident.type)))
     with h.counted_loop(b, length, start=vec_end, name="rtail") as i:
-        kb.put(scalar, _combine(b, op, kb.get(scalar, ident.type.element),
+        kb.put(scalar, combine(b, op, kb.get(scalar, ident.type.element),
                                 kb.load(x, h.add(b, x_off, i))))
-    kb.store(out, o_off, _combine(b, op, kb.load(out, o_off),
+    kb.store(out, o_off, combine(b, op, kb.load(out, o_off),
                                   kb.get(scalar, ident.type.element)))
 
 

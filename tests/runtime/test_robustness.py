@@ -126,3 +126,17 @@ def test_nan_and_inf_flow_through_a_whole_network():
     assert np.isnan(y[1]).all() and not np.isnan(y[[0, 3]]).any()
     np.testing.assert_allclose(y[[0, 3]], want["y"][[0, 3]], rtol=2e-6, atol=1e-6)
     np.testing.assert_array_equal(y[2], want["y"][2])      # tanh(+-inf) = +-1, NaN where 0*inf
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_sums_over_an_empty_axis_are_positive_zero_and_negative_zeros_stay(opt_level):
+    g = Graph("empty_sum")
+    x = g.add_input("x", TensorType((3, "N"), "f32"))
+    g.add_output(emit(g, "reduce_sum", [x], {"axes": (1,)}), "rows")
+    g.add_output(emit(g, "reduce_sum", [emit(g, "exp", [x])], {"axes": (1,)}), "exp_rows")
+    exe = graphc.compile(g, opt_level=opt_level, cache=False)
+    for feed in (np.zeros((3, 0), np.float32), np.full((3, 5), -0.0, np.float32)):
+        got, ref = exe.run({"x": feed}), ir.run(g, {"x": feed})
+        for name in ref:
+            np.testing.assert_array_equal(got[name], ref[name])
+            assert (np.signbit(got[name]) == np.signbit(ref[name])).all(), (name, feed.shape)
