@@ -13,6 +13,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from . import dtypes as dt
+from .constraints import check_dim_constraints, dim_constraints
 from .errors import ArgumentError, GraphcError, InterpreterError
 from .graph import Graph
 from .opdef import get_op
@@ -128,6 +129,7 @@ def run(graph: Graph, inputs, precision="f32", env: Optional[dict] = None,
         raise ArgumentError(f"precision must be f32 or f64, found {precision}")
     arrays = normalise_inputs(graph, inputs, precision)
     env = bind_symbols(graph, arrays, env)
+    check_dim_constraints(dim_constraints(graph), env, graph.name)   # nested bodies too
     values = {graph.inputs[i]: arrays[v.name] for i, v in enumerate(graph.inputs)}
     token = _ENV.set(env)
     try:

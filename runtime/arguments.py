@@ -5,7 +5,8 @@ extra, unknown and duplicate arguments are errors; params are not arguments), th
 every array: exact dtype, rank, each static dim, and symbolic dims bound consistently across
 all arguments (the first input with a plain `N` axis binds N; any other input that disagrees
 is reported together with the one that bound it). Dims given as expressions (`2*N`) are
-checked after binding.
+checked after binding, then every dim the graph needs non-negative (ir/constraints.py: a
+slice from N-3 needs N >= 3).
 
 Arrays that are not C-contiguous or not aligned to their element size are COPIED into a
 fresh contiguous array (never rejected): native code only ever sees dense, aligned buffers.
@@ -18,6 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ir import ArgumentError
+from ir.constraints import check_dim_constraints
 from ir.symbolic import evaluate, format_shape
 
 STATIC, BIND, EXPR = 0, 1, 2
@@ -46,8 +48,9 @@ class InputSpec:
 
 class ArgumentChecker:
     def __init__(self, graph_name: str, data_inputs: Sequence, params: Sequence,
-                 symbols: Sequence[str]):
+                 symbols: Sequence[str], constraints: Sequence = ()):
         self.graph_name = graph_name
+        self.constraints = tuple(constraints)      # ir.constraints: dims that must be >= 0
         self.symbols = tuple(symbols)
         index = {s: k for k, s in enumerate(self.symbols)}
         self.specs = [InputSpec(v, index) for v in data_inputs]
@@ -130,6 +133,9 @@ class ArgumentChecker:
                     raise ArgumentError(f"input %{spec.name}: expected shape "
                                         f"{format_shape(spec.type.shape)} with {text}, found "
                                         f"{shape} (axis {axis} should be {want})")
+        if self.constraints:
+            binding = {s: v for s, v in zip(self.symbols, env) if v is not None}
+            check_dim_constraints(self.constraints, binding, self.graph_name)
         return tuple(env)
 
 

@@ -32,6 +32,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ir import ArgumentError, GraphcError
+from ir.constraints import dim_constraints
 from ir.graph import Graph
 from ir.symbolic import evaluate
 
@@ -95,7 +96,8 @@ class Executable:
         self.input_names = [v.name for v in sig.data_inputs]
         self.output_names = [name for name, _ in sig.returned]
         self.updated_params = {name: sig.params[p].name for name, _, p in sig.updates}
-        self._checker = ArgumentChecker(graph.name, sig.data_inputs, sig.params, sig.symbols)
+        self._checker = ArgumentChecker(graph.name, sig.data_inputs, sig.params, sig.symbols,
+                                        dim_constraints(graph))
         self._outputs = [(name, v.type.dtype.np_dtype, tuple(v.type.shape))
                          for name, v in sig.returned]
         # `params`: share another executable's store (e.g. train step and predict of one
