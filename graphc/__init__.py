@@ -16,6 +16,7 @@ from .tracing import Function, Spec, function, param, spec, trace  # noqa: E402,
 # -- compiler driver and runtime -----------------------------------------------------------------
 from .compiler import compile  # noqa: E402,F401  (graphc.compile(graph) -> Executable)
 from runtime import Executable, ExecutionError  # noqa: E402,F401
+from .bundles import export, load  # noqa: E402,F401  (bundles: runtime/bundle/)
 
 # -- training: autodiff, nn, losses, optimizers, Model ----------------------------------------
 from . import losses, nn, optim  # noqa: E402,F401

@@ -2,6 +2,7 @@
 
     graphc opt FILE.gir [FILE2.gir ...] --passes=shape-infer,dce [--print-after-change] ...
     graphc compile MODEL.onnx [-O2] [--export DIR] [--print-after-all] ...
+    graphc export MODEL.{gir,onnx} -o DIR [-O2]   a bundle for graphc.load or a C program
     graphc opt FILE.gir -O2 --explain-fusion     fused groups and refusals with reasons
     graphc passes            the registered passes and their options
     graphc ops [NAME]        the op registry (inputs, attributes, fusion kind, purity)
@@ -170,8 +171,8 @@ def _compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frozen", action="store_true",
                    help="ONNX initializers become constants instead of trainable params")
     p.add_argument("--export", metavar="DIR",
-                   help="write the final IR (MODEL.gir and its weights), its optimised LLVM IR "
-                        "(MODEL.ll) and the native object code (MODEL.o) to DIR")
+                   help="write a bundle to DIR (as `graphc export`), with the optimised LLVM "
+                        "IR (model.ll) for study")
     _instrument_arguments(p)
 
 
@@ -212,20 +213,46 @@ def _run_compile(args) -> int:
               f"({text or 'no passes'})\n")
     out.write(f"  native  compiled in {seconds:.2f} s at -O{args.opt_level}\n")
     if args.export:
-        os.makedirs(args.export, exist_ok=True)
-        stem = os.path.join(args.export, os.path.splitext(os.path.basename(args.model))[0])
-        save_gir(g, stem + ".gir", show_locs=not args.no_locs)
-        with open(stem + ".ll", "w") as f:
-            f.write(exe.llvm_ir)
-        with open(stem + ".o", "wb") as f:
-            f.write(exe.compiled.jit.object_code())
-        out.write(f"  wrote   {stem}.gir, {stem}.ll, {stem}.o\n")
+        from runtime.bundle import write_bundle
+        manifest = write_bundle(exe, args.export, llvm_ir=getattr(args, "llvm_ir", True))
+        files = ", ".join(f"{name} ({info['bytes'] / 1024:.1f} KiB)"
+                          for name, info in sorted(manifest["files"].items()))
+        out.write(f"  bundle  {args.export}: {files}\n")
+        out.write(f"  link    cc main.c {os.path.join(args.export, 'model.o')} "
+                  f"{' '.join(manifest['link'])}\n")
     out.flush()
     return 0
 
 
 register_command("compile", "import a model (.onnx or .gir), optimise it and compile it to "
                  "native code; optionally export the results", _compile_arguments, _run_compile)
+
+
+# -- graphc export -----------------------------------------------------------------------------
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="an ONNX model (.onnx) or graphc IR (.gir)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="the bundle directory to write (created if needed)")
+    p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2, 3), default=2,
+                   help="optimisation level: its pass pipeline and LLVM level (default 2)")
+    p.add_argument("--passes", default=None, metavar="PIPELINE",
+                   help="run this pass pipeline instead of the -O level's")
+    p.add_argument("--frozen", action="store_true",
+                   help="ONNX initializers become constants instead of trainable params")
+    p.add_argument("--llvm-ir", action="store_true",
+                   help="also write the optimised LLVM IR (model.ll) for study")
+    _instrument_arguments(p)
+
+
+def _run_export(args) -> int:
+    args.export = args.output
+    return _run_compile(args)
+
+
+register_command("export", "compile a model (.onnx or .gir) and write a bundle (model.o, "
+                 "model.h, weights.bin, model.gir, manifest.json) that graphc.load or a C "
+                 "program runs", _export_arguments, _run_export)
 
 
 # -- graphc passes / graphc ops ----------------------------------------------------------------

@@ -385,6 +385,13 @@ class Model:
         """Live views of the trainable parameters by name."""
         return self.net.params
 
+    def export(self, directory, what: str = "predict", y=None, llvm_ir: bool = False) -> dict:
+        """Write the bundle of one compiled graph of this model (`what`: "predict", or
+        "train_step" with example labels `y=`; see graphc.export) holding the current
+        parameters (and optimizer state); `graphc.load(directory)` runs it."""
+        from runtime.bundle import write_bundle
+        return write_bundle(self.executable(what, y=y), directory, llvm_ir=llvm_ir)
+
     def save(self, path) -> None:
         """Write parameters, optimizer state and the step count to an .npz file (no pickle)."""
         self._require_built("save")

@@ -23,21 +23,25 @@ def lenet_path(tmp_path):
     return str(path)
 
 
-def test_compile_prints_a_summary_and_exports_ir_llvm_and_object(lenet_path, tmp_path, capsys):
+def test_compile_prints_a_summary_and_exports_a_bundle(lenet_path, tmp_path, capsys):
     out_dir = tmp_path / "out"
     assert main(["compile", lenet_path, "--export", str(out_dir)]) == 0
     text = capsys.readouterr().out
     assert "input   x: f32[batch,1,28,28]" in text
     assert "output  " in text and "f32[batch,10]" in text
     assert "params  10" in text and "compiled in" in text
-    for ext in (".gir", ".gir.weights.npz", ".ll", ".o"):
-        assert os.path.getsize(out_dir / f"lenet{ext}") > 0
-    assert (out_dir / "lenet.o").read_bytes()[:4] == b"\x7fELF"
-    # the exported IR is the optimised graph: it computes what the imported model does
+    for name in ("model.gir", "model.ll", "model.o", "model.h", "weights.bin", "manifest.json"):
+        assert os.path.getsize(out_dir / name) > 0
+    assert (out_dir / "model.o").read_bytes()[:4] == b"\x7fELF"
+    # the exported IR is the optimised graph (its params in weights.bin): the bundle and
+    # that IR compute what the imported model does
     x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
     want = graphc.compile(import_model(lenet_path))(x)
-    got = graphc.compile(load_gir(str(out_dir / "lenet.gir")))(x)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    loaded = graphc.load(str(out_dir))
+    np.testing.assert_allclose(loaded(x), want, rtol=1e-5, atol=1e-6)
+    g = load_gir(str(out_dir / "model.gir"))
+    g.initializers = {k: v.copy() for k, v in loaded.params.items()}
+    np.testing.assert_allclose(graphc.compile(g)(x), want, rtol=1e-5, atol=1e-6)
 
 
 def test_compile_runs_the_pass_instruments(lenet_path, capsys):
