@@ -1,0 +1,115 @@
+"""Bundles in C: the header compiles warning-free under -std=c99 -Wall -Wextra -Werror,
+examples/export_c/main.c links against model.o and libm alone (libpthread only where the C
+library needs it), its outputs match Python's, with 1 and 2 threads, and the program runs
+with no Python anywhere (empty environment, only weights.bin next to it)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from bundle_cases import MAIN_C, c_inputs, export_example
+
+GCC = shutil.which("gcc")
+pytestmark = pytest.mark.skipif(GCC is None, reason="gcc is not installed")
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
+
+
+@pytest.fixture(scope="module", params=["mlp", "cnn"])
+def built(request, tmp_path_factory):
+    """(name, in-process executable, bundle dir, program path, libraries linked)."""
+    work = tmp_path_factory.mktemp(f"{request.param}_c")
+    bundle = work / "bundle"
+    exe, manifest = export_example(request.param, bundle)
+    program = str(work / "main")
+    libs = ["-lm"]
+    cmd = [GCC, *STRICT, "-O1", "-I", str(bundle), MAIN_C, str(bundle / "model.o"), "-o",
+           program]
+    proc = subprocess.run(cmd + libs, capture_output=True, text=True)
+    if proc.returncode != 0 and "pthread" in proc.stderr and "-lpthread" in manifest["link"]:
+        libs.append("-lpthread")                 # a C library before glibc 2.34
+        proc = subprocess.run(cmd + libs, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""                      # no warnings (and -Werror) at all
+    return request.param, exe, bundle, program, libs, manifest
+
+
+def test_header_alone_compiles_warning_free(built, tmp_path):
+    _, _, bundle, _, _, _ = built
+    proc = subprocess.run([GCC, *STRICT, "-fsyntax-only", "-x", "c", str(bundle / "model.h")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    # and twice in one unit, from C++ guards' point of view too (include guard)
+    src = tmp_path / "twice.c"
+    src.write_text('#include "model.h"\n#include "model.h"\nint main(void) { return 0; }\n')
+    proc = subprocess.run([GCC, *STRICT, "-I", str(bundle), "-c", str(src), "-o",
+                           str(tmp_path / "twice.o")], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def _run(program, args, env=None, cwd=None):
+    proc = subprocess.run([program, *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _parse(stdout: str) -> dict:
+    outputs, lines, at = {}, stdout.splitlines(), 0
+    while at < len(lines):
+        _, name, count = lines[at].split()
+        n = int(count)
+        outputs[name] = np.array([float(v) for v in lines[at + 1:at + 1 + n]])
+        at += 1 + n
+    return outputs
+
+
+@pytest.mark.parametrize("n", [3, 64])
+def test_c_outputs_match_python(built, n):
+    name, exe, bundle, program, _, _ = built
+    want = exe(*c_inputs(exe, N=n))
+    for threads in ("1", "2"):
+        proc = _run(program, [str(bundle), str(n)],
+                    env=dict(os.environ, GRAPHC_NUM_THREADS=threads))
+        expected_threads = min(int(threads), os.cpu_count() or 1)
+        assert f"threads: {expected_threads}" in proc.stderr
+        got = _parse(proc.stdout)[exe.output_names[0]]
+        np.testing.assert_allclose(got, want.ravel(), rtol=1e-6, atol=1e-6)
+
+
+def test_c_reads_inputs_from_a_file(built, tmp_path):
+    name, exe, bundle, program, _, _ = built
+    x = np.random.default_rng(5).standard_normal(
+        (4,) + tuple(exe.graph.inputs[0].type.shape[1:])).astype("<f4")
+    path = tmp_path / "x.bin"
+    path.write_bytes(x.tobytes())
+    got = _parse(_run(program, [str(bundle), "4", "-i", str(path)]).stdout)
+    np.testing.assert_allclose(got[exe.output_names[0]], exe(x).ravel(), rtol=1e-6, atol=1e-6)
+
+
+def test_program_never_needs_python(built, tmp_path):
+    """Only the program and weights.bin, an empty environment, another directory: it runs;
+    its dynamic dependencies are the C libraries alone."""
+    name, exe, bundle, program, libs, manifest = built
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(program, alone / "main")
+    shutil.copy(bundle / "weights.bin", alone / "weights.bin")
+    proc = _run(str(alone / "main"), [".", "3"], env={}, cwd=str(alone))
+    want = exe(*c_inputs(exe, N=3))
+    np.testing.assert_allclose(_parse(proc.stdout)[exe.output_names[0]], want.ravel(),
+                               rtol=1e-6, atol=1e-6)
+    readelf = shutil.which("readelf")
+    if readelf:
+        dynamic = subprocess.run([readelf, "-d", str(alone / "main")], capture_output=True,
+                                 text=True).stdout
+        needed = {line.split("[")[1].split("]")[0] for line in dynamic.splitlines()
+                  if "(NEEDED)" in line}
+        assert needed and all(lib.split(".so")[0] in ("libc", "libm", "libpthread")
+                              for lib in needed), needed
+    # what model.o needs from those libraries is exactly what the manifest lists
+    from runtime.bundle.native import elf_symbols
+    assert elf_symbols((bundle / "model.o").read_bytes())[1] == manifest["undefined_symbols"]
