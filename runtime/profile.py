@@ -80,7 +80,8 @@ class ProfileReport:
         return "\n".join(lines)
 
 
-def _node_label(node) -> str:
+def kernel_label(node) -> str:
+    """The op of a kernel node; for a fused group its kind and the ops inside."""
     if node.op == "fused":
         body = node.attrs["body"]
         inner = ",".join(n.op for n in body.nodes if n.op != "broadcast")
@@ -112,7 +113,7 @@ def report(compiled) -> ProfileReport:
     rows = []
     for slot, i in enumerate(plan.kernel_nodes):
         node = graph.nodes[i]
-        rows.append(ProfileRow(i, _node_label(node), _loc_text(node.loc),
+        rows.append(ProfileRow(i, kernel_label(node), _loc_text(node.loc),
                                int(counts[slot, 1]), float(counts[slot, 0]) * scale))
     last = len(plan.kernel_nodes)
     rows.append(ProfileRow(-1, "copies (outputs, parameter updates)", "",
