@@ -1,7 +1,8 @@
 /* Run a graphc bundle from C: no Python, only model.o, model.h, weights.bin and libm.
  *
  *   graphc export examples/mlp.gir -o mlp_bundle
- *   cc -std=c99 -O2 -I mlp_bundle examples/export_c/main.c mlp_bundle/model.o -lm -lpthread
+ *   cc -std=c99 -O2 -I mlp_bundle examples/export_c/main.c mlp_bundle/model.o -lm
+ *      (add -lpthread with a C library older than glibc 2.34)
  *   ./a.out mlp_bundle 4            # symbol values (here N = 4), in GRAPHC_SYMBOL_NAMES order
  *   ./a.out mlp_bundle 4 -i x.bin   # inputs from a file: raw little-endian, concatenated
  *

@@ -48,11 +48,20 @@ def _dim_expr(text: str, symbols: list) -> str:
     return "(" + " + ".join(terms) + ")"
 
 
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _comment(text: str) -> str:
+    return text.replace("*/", "* /")
+
+
 def _tensor_macros(kind: str, ident: str, entry: dict, symbols: list) -> list:
     dims = [_dim_expr(d, symbols) for d in entry["shape"]]
     prefix = f"GRAPHC_{kind}_{ident}"
     shape_text = "[" + ", ".join(entry["shape"]) + "]"
-    lines = [f"/* {kind.lower()} %{entry['name']}: {entry['dtype']}{shape_text} */",
+    lines = [_comment(f"/* {kind.lower()} %{entry['name']}: {entry['dtype']}{shape_text}")
+             + (" (rank 0: SHAPE is a placeholder { 1 }) */" if not dims else " */"),
              f"#define {prefix}_CTYPE {C_TYPES[entry['dtype']]}",
              f"#define {prefix}_DTYPE GRAPHC_DTYPE_{entry['dtype'].upper()}",
              f"#define {prefix}_RANK {len(dims)}"]
@@ -128,7 +137,7 @@ def header_text(manifest: dict) -> str:
         "/* symbols: one int64_t per symbolic dim, in this order */",
         f"#define GRAPHC_NUM_SYMBOLS {len(symbols)}",
         f"#define GRAPHC_NUM_SYMBOLS_ALLOC {max(1, len(symbols))}",
-        "#define GRAPHC_SYMBOL_NAMES { " + (", ".join(f'"{s}"' for s in symbols) or '""')
+        "#define GRAPHC_SYMBOL_NAMES { " + (", ".join(_c_string(s) for s in symbols) or '""')
         + " }",
     ]
     for k, ident in enumerate(c_identifiers(symbols)):
@@ -153,7 +162,7 @@ def header_text(manifest: dict) -> str:
         # arrays initialised from them are never zero-sized)
         lines.append("")
         lines.append(f"#define GRAPHC_{kind}_NAMES {{ "
-                     + (", ".join(f'"{e["name"]}"' for e in group) or '""') + " }")
+                     + (", ".join(_c_string(e["name"]) for e in group) or '""') + " }")
         lines.append(f"#define GRAPHC_{kind}_DTYPES {{ "
                      + (", ".join(str(DTYPE_CODES[e["dtype"]]) for e in group) or "0") + " }")
         lines.append(f"#define GRAPHC_{kind}_SIZES(s) {{ "
@@ -162,8 +171,8 @@ def header_text(manifest: dict) -> str:
     lines.append("#define GRAPHC_PARAM_OFFSETS { "
                  + (", ".join(str(e["offset"]) for e in params) or "0") + " }")
     lines += ["", f"#define GRAPHC_WEIGHTS_BYTES {manifest['weights_bytes']}",
-              "/* outputs written in place into params: " + (", ".join(
-                  f"{o} -> {p}" for o, p in manifest["aliases"].items()) or "none") + " */",
+              _comment("/* outputs written in place into params: " + (", ".join(
+                  f"{o} -> {p}" for o, p in manifest["aliases"].items()) or "none")) + " */",
               f"#define GRAPHC_UPDATES {len(manifest['aliases'])}",
               "", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */", ""]
     return "\n".join(lines)

@@ -113,3 +113,26 @@ def test_program_never_needs_python(built, tmp_path):
     # what model.o needs from those libraries is exactly what the manifest lists
     from runtime.bundle.native import elf_symbols
     assert elf_symbols((bundle / "model.o").read_bytes())[1] == manifest["undefined_symbols"]
+
+
+def test_c_runs_a_training_step(tmp_path):
+    """A Model's train-step bundle in C: the loss main.c prints is the loaded bundle's on
+    the same inputs (integer labels, scalar lr/step/loss_scale included)."""
+    import graphc as gc
+    from graphc import optim
+    from graphc.losses import SoftmaxCrossEntropy
+    from graphc.nn import Dense, Net, ReLU
+    model = gc.Model(Net([Dense(8), ReLU(), Dense(3)], seed=0), SoftmaxCrossEntropy(),
+                     optim.Adam(lr=0.01))
+    model.build((5,))
+    bundle = tmp_path / "step"
+    model.export(str(bundle), what="train_step", y=np.zeros(4, np.int64))
+    program = str(tmp_path / "main")
+    proc = subprocess.run([GCC, *STRICT, "-I", str(bundle), MAIN_C, str(bundle / "model.o"),
+                           "-lm", "-lpthread", "-o", program], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    loaded = gc.load(str(bundle))
+    want = loaded(*c_inputs(loaded, N=6))
+    got = _parse(_run(program, [str(bundle), "6"]).stdout)
+    assert list(got) == ["loss"]
+    np.testing.assert_allclose(got["loss"], [float(want)], rtol=1e-6, atol=1e-6)

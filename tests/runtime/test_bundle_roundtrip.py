@@ -115,3 +115,41 @@ def test_bad_calls_get_the_compiled_errors(exported):
         got = _error(lambda: call(loaded))
         assert got == expected
         assert issubclass(got[0], ArgumentError)
+
+
+def _ten_kernel_graph():
+    """Enough kernels for the compile to build the module in two parts."""
+    from ir import Graph, TensorType, emit
+    g = Graph("parts")
+    x = g.add_input("x", TensorType(("N", 24), "f32"))
+    w = g.add_input("w", TensorType((24, 24), "f32"), role="param")
+    g.initializers["w"] = np.linspace(-1, 1, 24 * 24, dtype=np.float32).reshape(24, 24)
+    h = x
+    for k in range(4):
+        h = emit(g, "matmul", [h, w], {"transpose_a": False, "transpose_b": False})
+        h = emit(g, "tanh" if k % 2 else "exp", [emit(g, "mul", [h, h])])
+    g.add_output(emit(g, "reduce_sum", [h], {"axes": (1,), "keepdims": False}), "s")
+    g.add_output(h, "h")
+    return g
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="parts are compiled in forked children")
+def test_module_built_in_parts_exports_as_one_object(tmp_path, monkeypatch):
+    from runtime import Executable, compile_graph, parallel_compile
+    from runtime.bundle.native import elf_symbols
+    monkeypatch.setenv("GRAPHC_CACHE", "0")
+    monkeypatch.setattr(parallel_compile, "parts_for", lambda n: 2)
+    g = _ten_kernel_graph()
+    compiled = compile_graph(g, cache=False)
+    assert compiled.timings["parts"] == 2
+    exe = Executable(compiled, g)
+    manifest = graphc.export(exe, str(tmp_path / "parts"))
+    with open(tmp_path / "parts" / "model.o", "rb") as f:
+        defined, _ = elf_symbols(f.read())
+    assert not [s for s in defined if s.startswith("graphc.k")]    # kernels are internal
+    loaded = graphc.load(str(tmp_path / "parts"))
+    x = np.random.default_rng(3).standard_normal((5, 24)).astype(np.float32) * 0.1
+    got, want = loaded.run({"x": x}), exe.run({"x": x})
+    assert manifest["argument_table"]["outputs"][0]["name"] == "s"
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
