@@ -77,6 +77,9 @@ def set_threads(executable, count=None) -> None:
     None: back to `num_threads()`."""
     jit = getattr(executable, "compiled", executable)
     jit = getattr(jit, "jit", jit)
+    if hasattr(jit, "set_thread_count"):       # a loaded bundle (runtime/bundle/reader.py)
+        jit.set_thread_count(count)
+        return
     set_module_threads(getattr(jit, "threads_address", 0), count)
 
 

@@ -42,13 +42,28 @@ BIND_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32)
 class BundleCode:
     """The loaded object of a bundle (stands where a JitModule stands in a CompiledGraph)."""
     from_bundle = True
-    threads_address = 0          # the thread count is set at load (load(..., threads=n))
+    threads_address = 0          # threads.set_threads calls set_thread_count instead
+    has_pool = False
+    threads = 1
 
     def __init__(self, directory: str, obj: bytes, target, opt_level: int, timings: dict):
         self.directory, self.target, self.opt_level = directory, target, opt_level
         self.timings = timings
         self._object = obj
         self.engine = None
+
+    def set_thread_count(self, count: Optional[int] = None) -> int:
+        """Threads for the parallel regions (None: GRAPHC_NUM_THREADS, else every CPU this
+        process may use), on the process's pool; returns the count now in use (always 1
+        for a module without parallel regions)."""
+        if not self.has_pool:
+            self.threads = 1
+            return 1
+        count = min(int(count or threads.num_threads()), threads.available_cpus())
+        threads.ensure_pool(count)
+        bind = BIND_TYPE(self.address("graphc_bind_pool"))
+        self.threads = int(bind(pool.POOL.parallel_address, count))
+        return self.threads
 
     def address(self, name: str) -> int:
         with LLVM_LOCK:
@@ -227,19 +242,6 @@ def _load_object(directory: str, manifest: dict, obj: bytes, target):
     return engine
 
 
-def _bind_pool(code: BundleCode, manifest: dict, count: Optional[int]) -> int:
-    """Run the bundle's parallel regions on the process's thread pool (runtime/pool.py,
-    shared with every compiled graph; loaded from the on-disk cache when there) rather
-    than starting the pool bundled for C programs: no worker ever runs inside the bundle's
-    code, so it is freed with its executable. Returns the thread count."""
-    if not manifest.get("thread_pool"):
-        return 1
-    count = min(int(count or threads.num_threads()), threads.available_cpus())
-    threads.ensure_pool(count)
-    bind = BIND_TYPE(code.address("graphc_bind_pool"))
-    return int(bind(pool.POOL.parallel_address, count))
-
-
 def _llvm_version() -> str:
     return ".".join(str(x) for x in llvm.llvm_version_info)
 
@@ -263,7 +265,12 @@ def load_bundle(directory, threads_count: Optional[int] = None) -> Executable:
     code.engine = engine
     entry = ENTRY_TYPE(code.address(abi.ENTRY_NAME))
     arena_fn = ARENA_BYTES_TYPE(code.address(abi.ARENA_BYTES_NAME))
-    code.threads = _bind_pool(code, manifest, threads_count)
+    # the parallel regions run on the process's thread pool (runtime/pool.py, shared with
+    # every compiled graph; loaded from the on-disk cache when there), not on the pool
+    # bundled for C programs: no worker ever runs inside the bundle's code, so the code can
+    # be freed with its executable
+    code.has_pool = bool(manifest.get("thread_pool"))
+    code.set_thread_count(threads_count)
     t3 = time.perf_counter()
     plan = plan_buffers(graph, manifest.get("placement"))
     sig_table = abi.ArgTable(len(plan.data_inputs), len(plan.returned), len(plan.params))

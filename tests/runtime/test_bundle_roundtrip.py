@@ -153,3 +153,50 @@ def test_module_built_in_parts_exports_as_one_object(tmp_path, monkeypatch):
     assert manifest["argument_table"]["outputs"][0]["name"] == "s"
     for name in want:
         np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_thread_count_of_a_loaded_bundle(tmp_path):
+    from runtime import threads
+    exe, _ = export_example("mlp", tmp_path / "b")
+    loaded = graphc.load(str(tmp_path / "b"), threads=1)
+    assert loaded.compiled.jit.threads == 1
+    x = np.random.default_rng(1).standard_normal((256, 784)).astype(np.float32)
+    one = loaded(x)
+    threads.set_threads(loaded, 2)
+    assert loaded.compiled.jit.threads == min(2, threads.available_cpus())
+    np.testing.assert_array_equal(loaded(x), one)
+    np.testing.assert_array_equal(one, exe(x))
+    threads.set_threads(loaded, None)
+    assert loaded.compiled.jit.threads == threads.num_threads()
+
+
+def test_other_llvmlite_version_alone_is_not_refused(tmp_path):
+    """model.o is a plain ELF object: a different llvmlite/LLVM only matters if this LLVM
+    cannot load it (then the error names both versions)."""
+    _, manifest = export_example("mlp", tmp_path / "b")
+    path = tmp_path / "b" / "manifest.json"
+    data = json.loads(path.read_text())
+    data.update(llvmlite_version="0.40.0", llvm_version="14.0.6")
+    path.write_text(json.dumps(data))
+    loaded = graphc.load(str(tmp_path / "b"))
+    assert loaded.bundle["llvmlite_version"] == "0.40.0"
+    assert loaded(np.zeros((1, 784), np.float32)).shape == (1, 10)
+
+
+def test_large_constants_travel_in_the_ir_sidecar(tmp_path):
+    """A graph constant too large to print inline goes to model.gir.weights.npz (checked
+    like every file); the loaded bundle computes with it."""
+    from ir import Graph, TensorType, emit
+    g = Graph("shifted")
+    x = g.add_input("x", TensorType(("N", 64), "f32"))
+    c = emit(g, "constant", [], {"value": np.linspace(-2, 2, 64, dtype=np.float32)})
+    g.add_output(emit(g, "add", [x, emit(g, "broadcast", [c], {"shape": ("N", 64),
+                                                                "dims": (1,)})]), "y")
+    exe = graphc.compile(g, opt_level=0)
+    manifest = graphc.export(exe, str(tmp_path / "b"))
+    assert "model.gir.weights.npz" in manifest["files"]
+    x = np.ones((3, 64), np.float32)
+    np.testing.assert_array_equal(graphc.load(str(tmp_path / "b"))(x), exe(x))
+    os.remove(tmp_path / "b" / "model.gir.weights.npz")
+    with pytest.raises(graphc.GraphcError, match="expected the file model.gir.weights.npz"):
+        graphc.load(str(tmp_path / "b"))
