@@ -99,3 +99,28 @@ def test_mlp_training_step_arena_within_1_25x_of_the_lower_bound():
         env = {"N": n}
         assert not overlaps(plan, env)
         assert plan.arena_bytes(env) <= 1.25 * plan.lower_bound(env), n
+
+
+def test_a_repeated_placement_is_remembered_and_handed_out_as_a_copy(monkeypatch):
+    plan_memory = sys.modules["passes.plan_memory"]   # `passes.plan_memory` is the pass
+    g = Graph("twice")
+    x = g.add_input("x", TensorType(("N", 32), "f32"))
+    h = emit(g, "tanh", [emit(g, "exp", [x])])
+    g.add_output(emit(g, "add", [emit(g, "neg", [h]), h]), "y")
+    fresh = []
+    real = plan_memory._place_fresh
+    monkeypatch.setattr(plan_memory, "_place_fresh",
+                        lambda buffers, hint=None: fresh.append(1) or real(buffers, hint))
+    buffers = graph_buffers(g)
+    first = plan_memory.place_buffers(buffers)
+    calls = len(fresh)
+    second = plan_memory.place_buffers(graph_buffers(g))     # equal buffers, new objects
+    assert len(fresh) == calls and calls > 0
+    assert second.offsets == first.offsets and second is not first
+    second.offsets.clear()
+    assert plan_memory.place_buffers(graph_buffers(g)).offsets == first.offsets
+    other = Graph("other")                                    # other values: planned afresh
+    y = other.add_input("x", TensorType(("N", 32), "f32"))
+    other.add_output(emit(other, "exp", [emit(other, "exp", [y])]), "y")
+    plan_memory.place_buffers(graph_buffers(other))
+    assert len(fresh) > calls
