@@ -120,12 +120,13 @@ class PassManager:
             raise
         record.seconds = time.perf_counter() - start
         new_graph, stats = _check_outcome(out, record)
-        if structural_hash(graph) != record.hash_before:
+        input_hash = structural_hash(graph)
+        if input_hash != record.hash_before:
             raise PassError(f"pass {record.label} mutated its input graph; a pass must work "
                             f"on a clone (graph.clone()) and return it")
         record.stats = dict(stats)
         record.remarks = list(ctx.remarks)
-        record.hash_after = structural_hash(new_graph)
+        record.hash_after = input_hash if new_graph is graph else structural_hash(new_graph)
         record.changed = (bool(ctx.changed) if ctx.changed is not None
                           else record.hash_after != record.hash_before)
         return new_graph
