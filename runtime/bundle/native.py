@@ -3,9 +3,9 @@
 `bundle_object(compiled)` rebuilds the module's parts exactly as the compile did (same
 part count, each part optimised on its own at the same level, so the machine code computes
 what the in-process executable computes), links them into one module together with the
-thread pool (runtime/pool.py) when the module has parallel regions, and a small
-`graphc_init` glue function, makes every symbol but the public API internal (no clashes
-with the C program's own names), and emits one ELF object.
+thread pool (runtime/pool.py) when the module has parallel regions, and small glue
+functions (below), makes every symbol but the public API internal (no clashes with the C
+program's own names), and emits one ELF object.
 
 Public symbols of the object (see cheader.py for the C prototypes):
     graphc_entry, graphc_arena_bytes   the ABI of runtime/abi.py
@@ -21,8 +21,9 @@ Public symbols of the object (see cheader.py for the C prototypes):
 The kernels' calls to graphc_parallel go to a small dispatcher: the bound host pool if any,
 else the bundled one.
 
-`undefined_symbols(obj)` lists what the object still needs from the C libraries (read from
-the ELF symbol table, so whatever LLVM's code generator added, e.g. memcpy, is listed too).
+`elf_symbols(obj)` lists what the object defines and what it still needs from the C
+libraries (read from the ELF symbol table, so whatever LLVM's code generator added, e.g.
+memcpy, is listed too).
 """
 from __future__ import annotations
 
@@ -46,10 +47,6 @@ I32, I64, PTR, VOID = ir.IntType(32), ir.IntType(64), ir.PointerType(), ir.VoidT
 # libc functions the pool calls (glibc >= 2.34 has pthread_* in libc itself; older
 # systems need -lpthread)
 PTHREAD_SYMBOLS = ("pthread_create", "pthread_detach")
-LIBM_SYMBOLS = frozenset(("exp", "expf", "log", "logf", "pow", "powf", "sqrt", "sqrtf", "tanh",
-                          "tanhf", "erf", "erff", "fmod", "fmodf", "floor", "floorf", "ceil",
-                          "ceilf", "round", "roundf", "fma", "fmaf", "sin", "sinf", "cos",
-                          "cosf", "expm1", "expm1f", "log1p", "log1pf"))
 
 
 def _glue_module(target: Target, has_pool: bool, pool_times: tuple) -> ir.Module:
@@ -127,7 +124,7 @@ def _pool_times() -> tuple:
 
 def bundle_object(compiled) -> tuple:
     """(object bytes, has_pool) of a CompiledGraph: its parts (built and optimised as the
-    compile did), the pool if it has parallel regions, and graphc_init, in one object."""
+    compile did), the pool if it has parallel regions, and the glue, in one object."""
     jit = compiled.jit
     target = jit.target
     n_parts = len(jit.object_codes())

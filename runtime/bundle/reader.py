@@ -20,7 +20,6 @@ import os
 import time
 from typing import Optional
 
-import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 

@@ -11,6 +11,7 @@ import numpy as np
 
 import graphc
 from ir.serialize import load_gir
+from ir.symbolic import evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -32,7 +33,6 @@ def c_inputs(exe, **symbols) -> list:
     env = dict(symbols)
     out = []
     for k, v in enumerate(exe.graph.inputs_with_role("input")):
-        from ir.symbolic import evaluate
         shape = tuple(evaluate(d, env) for d in v.type.shape)
         n = int(np.prod(shape))
         i = np.arange(n, dtype=np.int64)
