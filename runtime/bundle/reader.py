@@ -139,6 +139,10 @@ def _checked_files(directory: str, manifest: dict) -> dict:
     """Every listed file's bytes, after its size and sha256 matched the manifest. Weights are
     checked per tensor first, so an edited byte is reported with the tensor it is in."""
     listed = manifest["files"]
+    unlisted = [name for name in (OBJECT, WEIGHTS, IR_TEXT) if name not in listed]
+    if unlisted:
+        raise BundleError(f"bundle {directory}: {MANIFEST} must list {', '.join(unlisted)} "
+                          f"with its checksum; it lists {', '.join(sorted(listed)) or 'none'}")
     for name in sorted(listed):
         if not os.path.exists(os.path.join(directory, name)):
             raise BundleError(f"bundle {directory}: expected the file {name}, found none "
@@ -252,10 +256,14 @@ def load_bundle(directory, threads_count: Optional[int] = None) -> Executable:
     directory = os.fspath(directory)
     t0 = time.perf_counter()
     manifest = read_manifest(directory)
-    data = _checked_files(directory, manifest)
-    check_target(manifest, directory)
-    t1 = time.perf_counter()
-    graph = _graph(directory, manifest, data[WEIGHTS])
+    try:
+        data = _checked_files(directory, manifest)
+        check_target(manifest, directory)
+        t1 = time.perf_counter()
+        graph = _graph(directory, manifest, data[WEIGHTS])
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise BundleError(f"bundle {directory}: {MANIFEST} is malformed (expected the "
+                          f"entries graphc export writes; {type(e).__name__}: {e})") from None
     t2 = time.perf_counter()
     target = host_target()
     engine = _load_object(directory, manifest, data[OBJECT], target)

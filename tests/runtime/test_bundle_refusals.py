@@ -164,3 +164,15 @@ def test_a_loaded_bundle_is_not_exported_again(original, tmp_path):
     loaded = graphc.load(directory)
     with pytest.raises(BundleError, match="loaded from a bundle"):
         graphc.export(loaded, str(tmp_path / "again"))
+
+
+def test_malformed_manifest_entries(bundle):
+    directory, _ = bundle
+    _edit_manifest(directory, lambda m: m["tensors"][0].pop("offset"))
+    assert "manifest.json is malformed" in _refusal(directory)
+
+
+def test_manifest_must_list_the_object(bundle):
+    directory, _ = bundle
+    _edit_manifest(directory, lambda m: m["files"].pop("model.o"))
+    assert "must list model.o with its checksum" in _refusal(directory)
