@@ -112,6 +112,10 @@ int main(int argc, char **argv) {
     dir = argv[1];
     for (k = 0; k < GRAPHC_NUM_SYMBOLS; k++)
         s[k] = strtoll(argv[argi++], NULL, 10);
+    if (!GRAPHC_SYMBOLS_VALID(s)) {      /* native code trusts its caller: check here */
+        fprintf(stderr, "symbol values out of range for this model (see model.h)\n");
+        return 2;
+    }
     if (argi + 1 < argc && strcmp(argv[argi], "-i") == 0)
         input_path = argv[argi + 1];
 

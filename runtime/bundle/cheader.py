@@ -96,7 +96,8 @@ def header_text(manifest: dict) -> str:
         " *   2. load weights.bin into ONE 64-byte-aligned block; param k lives at",
         " *      GRAPHC_PARAM_<NAME>_OFFSET (all offsets are multiples of 64).",
         " *   3. int64_t s[GRAPHC_NUM_SYMBOLS_ALLOC] = { symbol values in GRAPHC_SYMBOL_NAMES",
-        " *      order }; allocate graphc_arena_bytes(s) bytes, 64-byte aligned.",
+        " *      order }; check GRAPHC_SYMBOLS_VALID(s) (native code checks nothing);",
+        " *      allocate graphc_arena_bytes(s) bytes, 64-byte aligned.",
         " *   4. void *args[GRAPHC_ARG_COUNT]: inputs, outputs (dense row-major, caller-",
         " *      allocated), params (in place), arena, errinfo (int64_t[GRAPHC_ERRINFO_WORDS]);",
         " *      graphc_entry(args, s) returns 0, or k > 0 when node k-1 failed (errinfo holds",
@@ -142,6 +143,12 @@ def header_text(manifest: dict) -> str:
     ]
     for k, ident in enumerate(c_identifiers(symbols)):
         lines.append(f"#define GRAPHC_SYM_{ident} {k}")
+    checks = [f"(s)[{k}] >= 0" for k in range(len(symbols))] + [
+        f"{_dim_expr(d, symbols)} >= 0" for d in manifest.get("symbol_constraints", [])]
+    lines += ["/* nonzero when the symbol values suit the graph (every size and slice start it",
+              " * derives from them is >= 0); graphc_entry reads out of bounds otherwise */",
+              "#define GRAPHC_SYMBOLS_VALID(s) (" + (" && ".join(f"({c})" for c in checks)
+                                                    or "1") + ")"]
     lines += ["", "/* the argument table */",
               f"#define GRAPHC_NUM_INPUTS {len(inputs)}",
               f"#define GRAPHC_NUM_OUTPUTS {len(outputs)}",

@@ -18,6 +18,7 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from ir import BundleError
+from ir.constraints import dim_constraints
 from ir.printer import dump
 from ir.symbolic import format_dim
 from ir.serialize import SIDECAR_SUFFIX
@@ -115,6 +116,9 @@ def write_bundle(exe, directory, llvm_ir: bool = False) -> dict:
         "graph": graph.name,
         "opt_level": compiled.options.opt_level,
         "symbols": list(sig.symbols),
+        # dims a binding could make negative (ir/constraints.py); a C caller must keep
+        # each >= 0 (model.h: GRAPHC_SYMBOLS_VALID), Python's boundary checks them itself
+        "symbol_constraints": [format_dim(c.dim) for c in dim_constraints(graph)],
         "argument_table": {
             "inputs": [_tensor_entry(v.name, table.input(k), v)
                        for k, v in enumerate(sig.data_inputs)],

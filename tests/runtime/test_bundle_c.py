@@ -135,3 +135,32 @@ def test_c_runs_a_training_step(tmp_path):
     got = _parse(_run(program, [str(bundle), "6"]).stdout)
     assert list(got) == ["loss"]
     np.testing.assert_allclose(got["loss"], [float(want)], rtol=1e-6, atol=1e-6)
+
+
+def test_c_program_refuses_symbol_values_the_graph_cannot_run_with(tmp_path):
+    """A slice from N-3 needs N >= 3: model.h's GRAPHC_SYMBOLS_VALID says so, main.c checks
+    it (native code checks nothing), and the manifest lists the constraint."""
+    import graphc
+    from ir import Graph, TensorType, emit, sym
+    n = sym("N")
+    g = Graph("tail")
+    x = g.add_input("x", TensorType(("N", 4), "f32"))
+    tail = emit(g, "slice", [x], {"starts": (n - 3, 0), "stops": (n, 4), "steps": (1, 1)})
+    g.add_output(emit(g, "exp", [tail]), "y")
+    exe = graphc.compile(g)
+    bundle = tmp_path / "bundle"
+    manifest = graphc.export(exe, str(bundle))
+    assert manifest["symbol_constraints"] == ["N-3"]
+    assert "GRAPHC_SYMBOLS_VALID(s) (((s)[0] >= 0) && (((int64_t)-3 + (s)[0]) >= 0))" in \
+        (bundle / "model.h").read_text()
+    program = str(tmp_path / "main")
+    proc = subprocess.run([GCC, *STRICT, "-I", str(bundle), MAIN_C, str(bundle / "model.o"),
+                           "-o", program, "-lm", "-lpthread"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    ok = _run(program, [str(bundle), "5"])
+    np.testing.assert_allclose(_parse(ok.stdout)["y"], exe(*c_inputs(exe, N=5)).ravel(),
+                               rtol=1e-6, atol=1e-6)
+    for bad in ("2", "-1"):
+        proc = subprocess.run([program, str(bundle), bad], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2 and "symbol values out of range" in proc.stderr
