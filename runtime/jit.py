@@ -159,6 +159,15 @@ class JitModule:
         if missing:
             raise CompileError(f"native code needs symbol(s) {', '.join(missing)} that this "
                                "process does not provide (libm not found?)")
+        # a global one part declares and no part defines would load as address 0 (MCJIT
+        # does not fail): the parts of a module must define what they share
+        defined = {g.name for mod in mods for g in mod.global_variables if not g.is_declaration}
+        lost = sorted({g.name for mod in mods for g in mod.global_variables
+                       if g.is_declaration} - defined)
+        lost = [name for name in lost if not llvm.address_of_symbol(name)]
+        if lost:
+            raise CompileError(f"generated code declares global(s) {', '.join(lost)} that no "
+                               "part of the module defines (a codegen bug)")
 
     def global_address(self, name: str) -> int:
         """Address of a global variable of the module (0 when it has none by that name)."""

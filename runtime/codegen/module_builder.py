@@ -16,7 +16,7 @@ import numpy as np
 from ir import CompileError, GraphcError
 from ir.graph import Graph
 
-from .. import abi
+from .. import abi, threads
 from ..plan import ARENA, ARENA_ALIGN, CONSTANT, INPUT, OUTPUT, PARAM, BufferPlan, Home
 from . import helpers as h
 from .kernel import KernelBuilder, eval_dim
@@ -209,6 +209,8 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
     if profile:
         account(len(plan.kernel_nodes), start)
     b.ret(h.i32(0))
+    if any(threads.NUM_THREADS_GLOBAL in m.globals for m in modules[1:]):
+        threads.threads_global(module)     # the other parts only declare it: define it here
     return modules
 
 

@@ -150,3 +150,39 @@ def test_no_fork_while_another_python_thread_runs(monkeypatch):
     finally:
         release.set()
         t.join()
+
+
+@two_cpus
+def test_threads_global_defined_when_only_another_part_runs_parallel_loops(no_disk_cache):
+    """Found by the random fused-graph test (a segfault): the first kernels (parallel casts
+    over N) went to part 1, part 0 had no parallel loop and so no definition of the thread
+    count global part 1 declared; MCJIT loaded the module with a call to address 0."""
+    g = ir.parse(GRAPH_PARTS_THREADS)
+    code = compile_graph(g, cache=False)
+    assert code.timings["parts"] == 2
+    assert code.jit.threads_address                 # defined, so the runtime can set it
+    feeds = {"y": np.array([-0.05, 0.43, -1.33, 0.0], np.float32),
+             "w": np.array([[3], [3]], np.int64)}
+    got, want = Executable(code, g).run(feeds), ir.run(g, feeds)
+    for name in ("back", "mx", "gt"):
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+GRAPH_PARTS_THREADS = """
+graph @parts_threads(%y: f32[N], %q: f32[] param, %w1: i64[2,3] state, %w: i64[2,1],
+                     %s: i64[3,1] param) {
+  %0 = cast(%y) {dtype=bool} : bool[N]
+  %1 = cast(%0) {dtype=f32} : f32[N]
+  %2 = neg(%w1) : i64[2,3]
+  %3 = matmul(%2, %w) {transpose_a=true, transpose_b=false} : i64[3,1]
+  %4 = reduce_max(%2) {axes=[1], keepdims=false} : i64[2]
+  %5 = greater(%3, %3) : bool[3,1]
+  %6 = neg(%q) : f32[]
+  %7 = neg(%s) : i64[3,1]
+  return %6 as "new_q" updates %q, %7 as "new_s" updates %s, %1 as "back", %4 as "mx",
+         %5 as "gt"
+}
+init %q = dense<f32[]>[-2.2]
+init %w1 = dense<i64[2,3]>[5, 3, -3, -5, -5, 4]
+init %s = dense<i64[3,1]>[0, -1, 4]
+"""
