@@ -187,6 +187,10 @@ def _emit_range(kb, nodes, leaves, stores, lanes, coords, shape, lo, hi) -> None
     """The loop over [lo, hi) of the flat index (or of the outermost axis for coordinate
     loops); None: the whole range."""
     b = kb.b
+    if coords and not shape:                     # rank 0: one element, no axis to loop over
+        g = _GroupEmitter(kb, nodes, leaves)
+        _store_all(kb, g, stores, _Site(h.i64(0), [], shape))
+        return
     if coords:
         g = _GroupEmitter(kb, nodes, leaves)
         g.hoist_scalar_leaves(shape)

@@ -249,3 +249,22 @@ def test_cache_is_bounded_and_evicts_least_recently_used():
     for k in ("a", "b", "a", "c", "b"):
         cache.get_or_compile(k, build(k))
     assert built == ["a", "b", "c", "b"] and len(cache) == 2   # "b" was evicted by "c"
+
+
+def test_rank_zero_broadcast_compiles_and_runs():
+    """A broadcast of a scalar to shape [] (found by a random graph: an IndexError in
+    codegen, since the coordinate loop assumed an axis)."""
+    import graphc
+    import ir
+    from ir import Graph, TensorType, emit
+    g = Graph("scalar_broadcast")
+    x = g.add_input("x", TensorType((), "f32"))
+    y = emit(g, "broadcast", [x], {"shape": (), "dims": ()})
+    g.add_output(y, "y")
+    g.add_output(emit(g, "mul", [y, emit(g, "broadcast", [x], {"shape": (), "dims": ()})]), "sq")
+    feeds = {"x": np.array(-1.5, np.float32)}
+    want = ir.run(g, feeds)
+    for level in (0, 2):
+        got = graphc.compile(g, opt_level=level, cache=False).run(feeds)
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
