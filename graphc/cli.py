@@ -162,7 +162,8 @@ register_command("opt", "run a pass pipeline over .gir files and print (or save)
 
 # -- graphc compile -----------------------------------------------------------------------------
 
-def _compile_arguments(p: argparse.ArgumentParser) -> None:
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    """MODEL, -O, --passes, --frozen: what `compile` and `export` both take."""
     p.add_argument("model", metavar="MODEL", help="an ONNX model (.onnx) or graphc IR (.gir)")
     p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2, 3), default=2,
                    help="optimisation level: its pass pipeline and LLVM level (default 2)")
@@ -170,6 +171,10 @@ def _compile_arguments(p: argparse.ArgumentParser) -> None:
                    help="run this pass pipeline instead of the -O level's")
     p.add_argument("--frozen", action="store_true",
                    help="ONNX initializers become constants instead of trainable params")
+
+
+def _compile_arguments(p: argparse.ArgumentParser) -> None:
+    _model_arguments(p)
     p.add_argument("--export", metavar="DIR",
                    help="write a bundle to DIR (as `graphc export`), with the optimised LLVM "
                         "IR (model.ll) for study")
@@ -231,15 +236,9 @@ register_command("compile", "import a model (.onnx or .gir), optimise it and com
 # -- graphc export -----------------------------------------------------------------------------
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="an ONNX model (.onnx) or graphc IR (.gir)")
+    _model_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="the bundle directory to write (created if needed)")
-    p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2, 3), default=2,
-                   help="optimisation level: its pass pipeline and LLVM level (default 2)")
-    p.add_argument("--passes", default=None, metavar="PIPELINE",
-                   help="run this pass pipeline instead of the -O level's")
-    p.add_argument("--frozen", action="store_true",
-                   help="ONNX initializers become constants instead of trainable params")
     p.add_argument("--llvm-ir", action="store_true",
                    help="also write the optimised LLVM IR (model.ll) for study")
     _instrument_arguments(p)
