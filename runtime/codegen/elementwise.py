@@ -42,12 +42,16 @@ NEEDS_COORDS = frozenset({"iota", "broadcast"})
 
 class _Site:
     """An element position inside the shape of one value: `base` is the (scalar) index of the
-    first element, `flat` the index of each lane (a vector when lanes > 1, else == base)."""
-    __slots__ = ("base", "flat", "coords", "shape")
+    first element, `flat` the index of each lane (a vector when lanes > 1, else == base).
+    `uniform`: in a loop vectorised along its innermost axis, a position that is the same
+    for every lane (an operand broadcast along that axis); `coords` are then lane 0's."""
+    __slots__ = ("base", "flat", "coords", "shape", "uniform")
 
-    def __init__(self, flat, coords: Optional[list], shape: tuple, base=None):
+    def __init__(self, flat, coords: Optional[list], shape: tuple, base=None,
+                 uniform: bool = False):
         self.flat, self.coords, self.shape = flat, coords, shape
         self.base = flat if base is None else base
+        self.uniform = uniform
 
 
 class _GroupEmitter:
@@ -111,6 +115,68 @@ class _GroupEmitter:
         return _Site(flat, coords, src_shape)
 
 
+class _RowVectorEmitter(_GroupEmitter):
+    """A coordinate loop vectorised along its innermost axis (contiguous in the output):
+    values at a lane-varying site are `<lanes x T>` vectors loaded and stored contiguously;
+    a broadcast that stretches the innermost axis turns its operand's site uniform, and the
+    operand's whole subexpression is computed once, with scalars (`scalar`), then splat."""
+
+    def __init__(self, kb, nodes, leaves, lanes: int, scalar: _GroupEmitter):
+        super().__init__(kb, nodes, leaves, lanes)
+        self.scalar = scalar
+        steps = ir.Constant(ir.VectorType(h.I64, lanes), [h.i64(k) for k in range(lanes)])
+        self.steps = steps
+
+    def vector_site(self, base, coords, shape) -> _Site:
+        return _Site(self.b.add(h.splat(self.b, base, self.lanes), self.steps), coords, shape,
+                     base=base)
+
+    def _compute(self, value, site: _Site):
+        if site.uniform:
+            one = _Site(site.base, site.coords, site.shape)
+            return h.splat(self.b, self.scalar.value_at(value, one), self.lanes)
+        return super()._compute(value, site)
+
+    def _load_leaf(self, value, site: _Site):
+        buf = self.leaves.get(value)
+        if value in self.hoisted or buf is None or buf.rank == 0:
+            return super()._load_leaf(value, site)
+        # rows start anywhere: only element alignment is known
+        return h.load_element(self.b, buf.ptr, site.base, buf.dtype, buf.dtype.itemsize,
+                              self.lanes)
+
+    def _broadcast_site(self, node, site: _Site) -> _Site:
+        src_shape = tuple(node.inputs[0].type.shape)
+        innermost = len(site.shape) - 1
+        coords, varies = [], False
+        for i, d in enumerate(node.attrs["dims"]):
+            if src_shape[i] == 1:
+                coords.append(h.i64(0))
+            else:
+                coords.append(site.coords[d])
+                varies = varies or d == innermost     # then i is the operand's last axis
+        base = h.dot_index(self.b, coords, self.kb.strides(src_shape))
+        if varies:
+            return self.vector_site(base, coords, src_shape)
+        return _Site(base, coords, src_shape, uniform=True)
+
+
+def row_vector_lanes(kb, nodes, leaves: dict, stores) -> int:
+    """W for a coordinate loop vectorised along its innermost axis, or 1 when it cannot be:
+    iota needs every lane's coordinates, and a broadcast that puts its operand's axis other
+    than the last on the innermost output axis would need a gather."""
+    for n in nodes:
+        if n.op == "iota":
+            return 1
+        if n.op == "broadcast":
+            dims = tuple(n.attrs["dims"])
+            last = len(n.outputs[0].type.shape) - 1
+            if last in dims and dims.index(last) != len(n.inputs[0].type.shape) - 1:
+                return 1
+    values = [o for n in nodes for o in n.outputs] + list(leaves) + [v for v, _ in stores]
+    return vector_lanes(kb, values)
+
+
 HEAVY_OPS = frozenset({"exp", "log", "log1p", "tanh", "erf", "sigmoid", "pow", "div", "sqrt",
                        "rsqrt", "reciprocal"})
 MIN_CHUNK = 4096              # elements per parallel item at least
@@ -148,6 +214,7 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
         users = ", ".join(sorted({n.op for n in nodes} & NEEDS_COORDS))
         raise CompileError("explicit vectors need a flat elementwise loop; this group uses "
                            f"coordinates ({users})")
+    row_lanes = row_vector_lanes(kb, nodes, leaves, stores) if coords and shape else 1
     b = kb.b
     count = kb.numel(shape)
     ps = work_per_element_ps(nodes, leaves, stores)
@@ -155,7 +222,7 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
     static = isinstance(count, ir.Constant)
     small = static and count.constant * ps // 1000 < threads.MIN_PARALLEL_NS
     if not parallel or small or not shape or (coords and shape[0] == 1):
-        _emit_range(kb, nodes, leaves, stores, lanes, coords, shape, None, None)
+        _emit_range(kb, nodes, leaves, stores, lanes, coords, shape, None, None, row_lanes)
         return
     work_ns = b.sdiv(b.mul(count, h.i64(ps)), h.i64(1000))
     if coords:
@@ -179,14 +246,19 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
         hi = wb.select(wb.icmp_signed("<", hi, args[1]), hi, args[1])
         w_leaves = {v: wkb.remap(buf) for v, buf in leaves.items()}
         w_stores = [(v, wkb.remap(buf)) for v, buf in stores]
-        _emit_range(wkb, nodes, w_leaves, w_stores, lanes, coords, shape, lo, hi)
+        _emit_range(wkb, nodes, w_leaves, w_stores, lanes, coords, shape, lo, hi, row_lanes)
     parallel_for(kb, items, work_ns, body, args=[chunk, extent], name="ew")
 
 
-def _emit_range(kb, nodes, leaves, stores, lanes, coords, shape, lo, hi) -> None:
+def _emit_range(kb, nodes, leaves, stores, lanes, coords, shape, lo, hi,
+                row_lanes: int = 1) -> None:
     """The loop over [lo, hi) of the flat index (or of the outermost axis for coordinate
-    loops); None: the whole range."""
+    loops); None: the whole range. `row_lanes` > 1: a coordinate loop vectorised along its
+    innermost axis."""
     b = kb.b
+    if coords and shape and row_lanes > 1:
+        _emit_row_vectors(kb, nodes, leaves, stores, shape, lo, hi, row_lanes)
+        return
     if coords and not shape:                     # rank 0: one element, no axis to loop over
         g = _GroupEmitter(kb, nodes, leaves)
         _store_all(kb, g, stores, _Site(h.i64(0), [], shape))
@@ -221,6 +293,42 @@ def _emit_range(kb, nodes, leaves, stores, lanes, coords, shape, lo, hi) -> None
     g.hoist_scalar_leaves(shape)
     with h.counted_loop(b, hi, start=start, name="e") as i:
         _store_all(kb, g, stores, _Site(i, None, shape))
+
+
+def _emit_row_vectors(kb, nodes, leaves, stores, shape, lo, hi, lanes) -> None:
+    """Each row of the innermost axis: `lanes` elements per step in vectors, then the
+    remainder with scalars (rank 1: the axis range [lo, hi) is the one row)."""
+    b = kb.b
+    extents, strides = kb.extents(shape), kb.strides(shape)
+    scalar = _GroupEmitter(kb, nodes, leaves)
+    scalar.hoist_scalar_leaves(shape)
+    vector = _RowVectorEmitter(kb, nodes, leaves, lanes, _GroupEmitter(kb, nodes, leaves))
+    vector.hoist_scalar_leaves(shape)
+    vector.scalar.hoisted = scalar.hoisted
+
+    def row(row_coords, row_base, start, stop):
+        span = b.sub(stop, start)
+        vend = b.add(start, b.mul(b.udiv(span, h.i64(lanes)), h.i64(lanes)), name="row.vend")
+        with h.counted_loop(b, vend, start=start, step=lanes, name="rv") as j:
+            vector.scalar.memo.clear()
+            site = vector.vector_site(b.add(row_base, j), row_coords + [j], shape)
+            vector.memo.clear()
+            for value, buf in stores:
+                h.store_element(b, vector.value_at(value, site), buf.ptr, site.base,
+                                buf.dtype, buf.dtype.itemsize)
+        with h.counted_loop(b, stop, start=vend, name="rs") as j:
+            _store_all(kb, scalar, stores, _Site(b.add(row_base, j), row_coords + [j], shape))
+
+    first = lo if lo is not None else h.i64(0)
+    last = hi if hi is not None else extents[0]
+    if len(shape) == 1:
+        row([], h.i64(0), first, last)
+        return
+    with h.counted_loop(b, last, start=first, name="r0") as i:
+        with h.loop_nest(b, extents[1:-1], name="r") as mids:
+            row_coords = [i] + mids
+            row([*row_coords], h.dot_index(b, row_coords, strides[:-1]), h.i64(0),
+                extents[-1])
 
 
 def _store_all(kb, g: _GroupEmitter, stores, site: _Site) -> None:
