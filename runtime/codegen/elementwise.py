@@ -174,7 +174,11 @@ def row_vector_lanes(kb, nodes, leaves: dict, stores) -> int:
             if last in dims and dims.index(last) != len(n.inputs[0].type.shape) - 1:
                 return 1
     values = [o for n in nodes for o in n.outputs] + list(leaves) + [v for v, _ in stores]
-    return vector_lanes(kb, values)
+    lanes = vector_lanes(kb, values)
+    inner = stores[0][0].type.shape[-1] if stores and stores[0][0].type.rank else 0
+    if isinstance(inner, int) and inner < lanes:
+        return 1                  # rows too short for one vector: the scalar nest only
+    return lanes
 
 
 HEAVY_OPS = frozenset({"exp", "log", "log1p", "tanh", "erf", "sigmoid", "pow", "div", "sqrt",
