@@ -17,6 +17,9 @@
 """
 from __future__ import annotations
 
+import llvmlite.ir as ir
+import numpy as np
+
 from ir import CompileError
 from passes.fusion_rules import (COL, CONTRACTION_OPS, FULL, PRE, REDUCE_OPS, ROW, TOTAL,
                                  row_layout)
@@ -26,7 +29,7 @@ from .conv import emit_conv2d
 from .elementwise import NEEDS_COORDS, emit_elementwise_group
 from .kernel import KernelBuilder
 from .matmul import emit_matmul
-from .reduce import combine, reduce_identity
+from .reduce import combine, horizontal, reduce_identity
 from .registry import lowering
 from .scalar import ElementContext, emit_element
 
@@ -177,6 +180,10 @@ class _RowKernel:
         self.row: dict = {}
         self.full: dict = {}
         self.r = self.c = None
+        # > 1: FULL values are computed `lanes` columns at a time (`<lanes x T>`); the column
+        # passes then run in vectors and finish the row's remainder with scalars
+        self.lanes = 1
+        self.vector_lanes = self._vector_lanes()
 
     def lvl(self, v):
         return self.level.get(id(v))
@@ -185,6 +192,28 @@ class _RowKernel:
     def leaf_at(self, v, index):
         buf = self.leaves[v]
         return self.kb.load(buf, h.i64(0) if buf.rank == 0 else index)
+
+    def _vector_lanes(self) -> int:
+        """W when the columns can be computed in vectors (a row holds at least one)."""
+        cols = [d for d in self.col_dims]
+        values = [o for n in self.body.nodes for o in n.outputs] + list(self.body.inputs)
+        widest = max((v.type.dtype.itemsize for v in values), default=4)
+        lanes = self.kb.target.vector_width(max(widest, 4))
+        static = all(isinstance(d, int) for d in cols)
+        if lanes < 2 or not cols or (static and int(np.prod(cols)) < lanes):
+            return 1
+        return lanes
+
+    def splat(self, value):
+        return h.splat(self.b, value, self.lanes) if self.lanes > 1 else value
+
+    def lanes_at(self, v, index):
+        """A leaf read at FULL/COL positions `index` .. + lanes (contiguous along a row)."""
+        buf = self.leaves[v]
+        if buf.rank == 0 or self.lanes == 1:
+            return self.splat(self.leaf_at(v, index))
+        return h.load_element(self.b, buf.ptr, index, buf.dtype, buf.dtype.itemsize,
+                              self.lanes)
 
     def pre_val(self, v):
         if id(v) in self.pre:
@@ -216,15 +245,17 @@ class _RowKernel:
             return self.full[key]
         n = self.producer.get(key)
         if n is None:
-            out = self.leaf_at(v, self.flat())
+            out = self.lanes_at(v, self.flat())
         elif self.lvl(v) == PRE:
-            out = self.pre_val(v)
+            out = self.splat(self.pre_val(v))
         elif self.lvl(v) == ROW:
-            out = self.row_val(v)
+            out = self.splat(self.row_val(v))
         elif n.op == "broadcast":
             out = self._broadcast_full(n)
         else:
-            ec = ElementContext(self.b, self.kb, n, self.flat(), self.coords())
+            base = self.flat()
+            flat = base if self.lanes == 1 else self.b.add(self.splat(base), self._steps())
+            ec = ElementContext(self.b, self.kb, n, flat, self.coords(), self.lanes, base)
             out = emit_element(ec, [self.full_val(x) for x in n.inputs])
         self.full[key] = out
         return out
@@ -234,28 +265,37 @@ class _RowKernel:
         kind = self.layout.leaf_index.get(id(n))
         inner = src in self.leaves
         if kind == "scalar":
-            return self.leaf_at(src, h.i64(0)) if inner else self.pre_val(src)
+            return self.splat(self.leaf_at(src, h.i64(0)) if inner else self.pre_val(src))
         if kind == "row":
-            return self.leaf_at(src, self.r) if inner else self.row_val(src)
+            return self.splat(self.leaf_at(src, self.r) if inner else self.row_val(src))
         if kind == "col":
-            return self.leaf_at(src, self.c)
+            return self.lanes_at(src, self.c)
         if kind == "full":
-            return self.leaf_at(src, self.flat())
+            return self.lanes_at(src, self.flat())
         return self.full_val(src)
 
     def flat(self):
         return h.add(self.b, h.mul(self.b, self.r, self.kb.numel(self.col_dims)), self.c)
 
+    def _steps(self):
+        return ir.Constant(ir.VectorType(h.I64, self.lanes),
+                           [h.i64(k) for k in range(self.lanes)])
+
     def coords(self):
-        """Coordinates of the current element (unflattened from the row and column)."""
+        """Coordinates of the current element (unflattened from the row and column; in
+        vector mode, of every lane)."""
         def unflatten(index, dims):
             out = []
             for d in reversed(dims):
-                e = self.kb.dim(d)
+                e = self.splat(self.kb.dim(d)) if index.type != h.I64 else self.kb.dim(d)
                 out.append(self.b.urem(index, e))
                 index = self.b.udiv(index, e)
             return list(reversed(out))
-        return unflatten(self.r, self.row_dims) + unflatten(self.c, self.col_dims)
+        if self.lanes == 1:
+            return unflatten(self.r, self.row_dims) + unflatten(self.c, self.col_dims)
+        cols = self.b.add(self.splat(self.c), self._steps())
+        return [self.splat(x) for x in unflatten(self.r, self.row_dims)] + \
+            unflatten(cols, self.col_dims)
 
     # the kernel -----------------------------------------------------------------------------
     def emit(self) -> None:
@@ -297,7 +337,10 @@ class _RowKernel:
             full_stores = [v for v in body.outputs if self.lvl(v) == FULL]
             full_totals = [n for n in nodes if id(n) in totals and self.lvl(n.inputs[0]) == FULL]
             if full_stores or cols or full_totals:
-                with h.counted_loop(b, cols_n, name="write") as c:
+                vend = self._vector_end(cols_n)
+                if self.vector_lanes > 1:
+                    self._write_vectors(vend, full_stores, cols, full_totals, totals, out_buf)
+                with h.counted_loop(b, cols_n, start=vend, name="write") as c:
                     self.c, self.full = c, {}
                     for v in full_stores:
                         kb.store(out_buf[id(v)], self.flat(), self.full_val(v))
@@ -315,16 +358,66 @@ class _RowKernel:
                     kb.store(out_buf[id(v)], r, self.row_val(v))
         self._after_loop(nodes, totals, out_buf)
 
+    def _vector_end(self, cols_n):
+        """The first column the scalar remainder handles (all of them without vectors)."""
+        if self.vector_lanes == 1:
+            return h.i64(0)
+        w = h.i64(self.vector_lanes)
+        return self.b.mul(self.b.udiv(cols_n, w), w, name="cols.vend")
+
     def _column_pass_reduce(self, n, cols_n):
         kb, b = self.kb, self.b
-        typ = h.register_type(n.outputs[0].type.dtype)
+        dtype = n.outputs[0].type.dtype
+        typ = h.register_type(dtype)
         slot = kb.local(typ, "rowacc")
-        kb.put(slot, reduce_identity(n.op, n.outputs[0].type.dtype))
-        with h.counted_loop(b, cols_n, name="pass") as c:
+        kb.put(slot, reduce_identity(n.op, dtype))
+        vend = self._vector_end(cols_n)
+        if self.vector_lanes > 1:
+            w = self.vector_lanes
+            vslot = kb.local(ir.VectorType(typ, w), "rowacc.v")
+            kb.put(vslot, h.splat(b, reduce_identity(n.op, dtype), w))
+            with h.counted_loop(b, vend, step=w, name="vpass") as c:
+                self.c, self.full, self.lanes = c, {}, w
+                kb.put(vslot, combine(b, n.op, kb.get(vslot, vslot.type.pointee),
+                                      self.full_val(n.inputs[0])))
+            self.lanes = 1
+            kb.put(slot, horizontal(b, n.op, kb.get(vslot, vslot.type.pointee)))
+        with h.counted_loop(b, cols_n, start=vend, name="pass") as c:
             self.c, self.full = c, {}
             kb.put(slot, combine(b, n.op, kb.get(slot, typ), self.full_val(n.inputs[0])))
         self.c, self.full = None, {}
         return kb.get(slot, typ)
+
+    def _write_vectors(self, vend, full_stores, cols, full_totals, totals, out_buf) -> None:
+        """The write pass over columns [0, vend) in vectors: FULL results stored, COL
+        reductions combined into their outputs, TOTAL ones into per-row vector partials
+        folded into their scalar totals at the end of the row."""
+        kb, b, w = self.kb, self.b, self.vector_lanes
+        partial = {}
+        for n in full_totals:
+            typ = h.register_type(n.outputs[0].type.dtype)
+            partial[id(n)] = kb.local(ir.VectorType(typ, w), "total.v")
+            kb.put(partial[id(n)], h.splat(b, reduce_identity(n.op, n.outputs[0].type.dtype), w))
+        with h.counted_loop(b, vend, step=w, name="vwrite") as c:
+            self.c, self.full, self.lanes = c, {}, w
+            for v in full_stores:
+                buf = out_buf[id(v)]
+                h.store_element(b, self.full_val(v), buf.ptr, self.flat(), buf.dtype,
+                                buf.dtype.itemsize)
+            for n in cols:
+                buf = out_buf[id(n.outputs[0])]
+                acc = h.load_element(b, buf.ptr, c, buf.dtype, buf.dtype.itemsize, w)
+                h.store_element(b, combine(b, n.op, acc, self.full_val(n.inputs[0])), buf.ptr,
+                                c, buf.dtype, buf.dtype.itemsize)
+            for n in full_totals:
+                slot = partial[id(n)]
+                kb.put(slot, combine(b, n.op, kb.get(slot, slot.type.pointee),
+                                     self.full_val(n.inputs[0])))
+        self.lanes, self.c, self.full = 1, None, {}
+        for n in full_totals:
+            slot, typ = totals[id(n)], h.register_type(n.outputs[0].type.dtype)
+            folded = horizontal(b, n.op, kb.get(partial[id(n)], partial[id(n)].type.pointee))
+            kb.put(slot, combine(b, n.op, kb.get(slot, typ), folded))
 
     def _row_node(self, n):
         src = n.inputs[0] if n.inputs else None
