@@ -19,9 +19,8 @@ import time
 import numpy as np
 
 import graphc
-from graphc.data import BatchIterator, load_mnist
+from graphc.data import load_mnist
 from graphc.losses import SoftmaxCrossEntropy
-from graphc.metrics import accuracy
 from graphc.nn import Conv2D, Dense, Flatten, MaxPool2D, Net, ReLU
 from graphc.optim import Adam
 
@@ -72,20 +71,13 @@ def main(argv=None) -> list:
         for node in step.graph.nodes:
             if node.op != "constant":
                 print(f"  {str(node.outputs[0].type):18s} {kernel_label(node)}")
-    iterator = BatchIterator(batch_size=args.batch_size, seed=args.seed)
-    accuracies = []
-    for epoch in range(1, args.epochs + 1):
-        start = time.perf_counter()
-        losses = [model.train_step(batch.inputs, batch.targets)
-                  for batch in iterator(x_train, y_train)]
-        seconds = time.perf_counter() - start
-        test_acc = accuracy(model.predict(x_test), y_test)
-        accuracies.append(test_acc)
-        print(f"epoch {epoch:2d}: loss {np.mean(losses):.4f}, test accuracy {test_acc:.4f}, "
-              f"{seconds:.2f} s/epoch", flush=True)
+    # Model.fit: shuffled batches, a line per epoch (a tqdm bar with verbose=1), the test set
+    # evaluated after each epoch; examples/mnist.py writes the same loop out by hand
+    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                        validation_data=(x_test, y_test), seed=args.seed, verbose=2)
+    accuracies = history["val_accuracy"]
     print(f"final test accuracy: {accuracies[-1]:.4f}")
     return accuracies
-
 
 if __name__ == "__main__":
     try:
