@@ -13,6 +13,7 @@ import graphc
 from ir import ArgumentError, GraphcError
 
 from bundle_cases import export_example, run_fresh
+from parts_graph import graph_in_parts
 
 BATCHES = (3, 67)
 
@@ -117,29 +118,13 @@ def test_bad_calls_get_the_compiled_errors(exported):
         assert issubclass(got[0], ArgumentError)
 
 
-def _ten_kernel_graph():
-    """Enough kernels for the compile to build the module in two parts."""
-    from ir import Graph, TensorType, emit
-    g = Graph("parts")
-    x = g.add_input("x", TensorType(("N", 24), "f32"))
-    w = g.add_input("w", TensorType((24, 24), "f32"), role="param")
-    g.initializers["w"] = np.linspace(-1, 1, 24 * 24, dtype=np.float32).reshape(24, 24)
-    h = x
-    for k in range(4):
-        h = emit(g, "matmul", [h, w], {"transpose_a": False, "transpose_b": False})
-        h = emit(g, "tanh" if k % 2 else "exp", [emit(g, "mul", [h, h])])
-    g.add_output(emit(g, "reduce_sum", [h], {"axes": (1,), "keepdims": False}), "s")
-    g.add_output(h, "h")
-    return g
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="parts are compiled in forked children")
 def test_module_built_in_parts_exports_as_one_object(tmp_path, monkeypatch):
     from runtime import Executable, compile_graph, parallel_compile
     from runtime.bundle.native import elf_symbols
     monkeypatch.setenv("GRAPHC_CACHE", "0")
     monkeypatch.setattr(parallel_compile, "parts_for", lambda n: 2)
-    g = _ten_kernel_graph()
+    g = graph_in_parts()
     compiled = compile_graph(g, cache=False)
     assert compiled.timings["parts"] == 2
     exe = Executable(compiled, g)

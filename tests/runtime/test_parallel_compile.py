@@ -10,26 +10,12 @@ import numpy as np
 import pytest
 
 import ir
-from ir import Graph, TensorType, emit
 from runtime import Executable, compile_graph, parallel_compile, threads
+
+from parts_graph import graph_in_parts
 
 two_cpus = pytest.mark.skipif(threads.available_cpus() < 2 or not hasattr(os, "fork"),
                               reason="splitting needs fork and two CPUs")
-
-
-def _graph(name="parts"):
-    """Ten kernels: matmuls (shared gemm helpers), elementwise ops, a reduction."""
-    g = Graph(name)
-    x = g.add_input("x", TensorType(("N", 24), "f32"))
-    w = g.add_input("w", TensorType((24, 24), "f32"), role="param")
-    g.initializers["w"] = np.linspace(-1, 1, 24 * 24, dtype=np.float32).reshape(24, 24)
-    h = x
-    for k in range(4):
-        h = emit(g, "matmul", [h, w], {"transpose_a": False, "transpose_b": False})
-        h = emit(g, "tanh" if k % 2 else "exp", [emit(g, "mul", [h, h])])
-    g.add_output(emit(g, "reduce_sum", [h], {"axes": (1,), "keepdims": False}), "s")
-    g.add_output(h, "h")
-    return g
 
 
 def _feeds(n=5):
@@ -50,12 +36,12 @@ def no_disk_cache(monkeypatch):
 
 @two_cpus
 def test_parts_match_one_module(no_disk_cache, monkeypatch):
-    g = _graph()
+    g = graph_in_parts()
     assert parallel_compile.parts_for(len(g.nodes)) == 2
-    split = compile_graph(g, cache=False)
+    split = compilegraph_in_parts(g, cache=False)
     assert split.timings["parts"] == 2
     monkeypatch.setenv(parallel_compile.ENV_VAR, "0")
-    whole = compile_graph(g, cache=False)
+    whole = compilegraph_in_parts(g, cache=False)
     assert whole.timings["parts"] == 1
     feeds = _feeds()
     got, want = Executable(split, g).run(feeds), Executable(whole, g).run(feeds)
@@ -82,8 +68,8 @@ def test_a_failing_child_is_replaced_by_a_local_compile(no_disk_cache, monkeypat
             raise RuntimeError("compiler child breaks")
         return real(text, target, opt_level)
     monkeypatch.setattr(parallel_compile, "compile_one", flaky)
-    g = _graph("parts_flaky")
-    code = compile_graph(g, cache=False)
+    g = graph_in_parts("parts_flaky")
+    code = compilegraph_in_parts(g, cache=False)
     assert code.timings["parts"] == 2
     feeds = _feeds(3)
     ref = ir.run(g, feeds)
@@ -96,9 +82,9 @@ def test_a_failing_child_is_replaced_by_a_local_compile(no_disk_cache, monkeypat
 def test_object_cache_keeps_every_part(tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("GRAPHC_CACHE", "1")
-    g = _graph("parts_cached")
-    first = compile_graph(g, cache=False)
-    second = compile_graph(g, cache=False)
+    g = graph_in_parts("parts_cached")
+    first = compilegraph_in_parts(g, cache=False)
+    second = compilegraph_in_parts(g, cache=False)
     assert "load_object" in second.timings
     assert len(second.jit.object_codes()) == 2
     feeds = _feeds(4)
@@ -127,9 +113,9 @@ def test_a_stuck_child_is_abandoned(no_disk_cache, monkeypatch):
         return real(text, target, opt_level)
     monkeypatch.setattr(parallel_compile, "compile_one", stuck)
     monkeypatch.setattr(parallel_compile, "CHILD_PATIENCE", (0.5, 1.0))
-    g = _graph("parts_stuck")
+    g = graph_in_parts("parts_stuck")
     t0 = time.monotonic()
-    code = compile_graph(g, cache=False)
+    code = compilegraph_in_parts(g, cache=False)
     assert time.monotonic() - t0 < 30
     feeds = _feeds(2)
     ref = ir.run(g, feeds)
@@ -158,7 +144,7 @@ def test_threads_global_defined_when_only_another_part_runs_parallel_loops(no_di
     over N) went to part 1, part 0 had no parallel loop and so no definition of the thread
     count global part 1 declared; MCJIT loaded the module with a call to address 0."""
     g = ir.parse(GRAPH_PARTS_THREADS)
-    code = compile_graph(g, cache=False)
+    code = compilegraph_in_parts(g, cache=False)
     assert code.timings["parts"] == 2
     assert code.jit.threads_address                 # defined, so the runtime can set it
     feeds = {"y": np.array([-0.05, 0.43, -1.33, 0.0], np.float32),
