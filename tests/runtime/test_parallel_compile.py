@@ -38,10 +38,10 @@ def no_disk_cache(monkeypatch):
 def test_parts_match_one_module(no_disk_cache, monkeypatch):
     g = graph_in_parts()
     assert parallel_compile.parts_for(len(g.nodes)) == 2
-    split = compilegraph_in_parts(g, cache=False)
+    split = compile_graph(g, cache=False)
     assert split.timings["parts"] == 2
     monkeypatch.setenv(parallel_compile.ENV_VAR, "0")
-    whole = compilegraph_in_parts(g, cache=False)
+    whole = compile_graph(g, cache=False)
     assert whole.timings["parts"] == 1
     feeds = _feeds()
     got, want = Executable(split, g).run(feeds), Executable(whole, g).run(feeds)
@@ -69,7 +69,7 @@ def test_a_failing_child_is_replaced_by_a_local_compile(no_disk_cache, monkeypat
         return real(text, target, opt_level)
     monkeypatch.setattr(parallel_compile, "compile_one", flaky)
     g = graph_in_parts("parts_flaky")
-    code = compilegraph_in_parts(g, cache=False)
+    code = compile_graph(g, cache=False)
     assert code.timings["parts"] == 2
     feeds = _feeds(3)
     ref = ir.run(g, feeds)
@@ -83,8 +83,8 @@ def test_object_cache_keeps_every_part(tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("GRAPHC_CACHE", "1")
     g = graph_in_parts("parts_cached")
-    first = compilegraph_in_parts(g, cache=False)
-    second = compilegraph_in_parts(g, cache=False)
+    first = compile_graph(g, cache=False)
+    second = compile_graph(g, cache=False)
     assert "load_object" in second.timings
     assert len(second.jit.object_codes()) == 2
     feeds = _feeds(4)
@@ -115,7 +115,7 @@ def test_a_stuck_child_is_abandoned(no_disk_cache, monkeypatch):
     monkeypatch.setattr(parallel_compile, "CHILD_PATIENCE", (0.5, 1.0))
     g = graph_in_parts("parts_stuck")
     t0 = time.monotonic()
-    code = compilegraph_in_parts(g, cache=False)
+    code = compile_graph(g, cache=False)
     assert time.monotonic() - t0 < 30
     feeds = _feeds(2)
     ref = ir.run(g, feeds)
@@ -144,7 +144,7 @@ def test_threads_global_defined_when_only_another_part_runs_parallel_loops(no_di
     over N) went to part 1, part 0 had no parallel loop and so no definition of the thread
     count global part 1 declared; MCJIT loaded the module with a call to address 0."""
     g = ir.parse(GRAPH_PARTS_THREADS)
-    code = compilegraph_in_parts(g, cache=False)
+    code = compile_graph(g, cache=False)
     assert code.timings["parts"] == 2
     assert code.jit.threads_address                 # defined, so the runtime can set it
     feeds = {"y": np.array([-0.05, 0.43, -1.33, 0.0], np.float32),
