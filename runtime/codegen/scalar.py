@@ -300,7 +300,9 @@ def _constant(ec, a):
         return h.const_like(ec.out_type(), item)
     ptr = ec.kb.ctx.constant_global(value)
     base = ec.flat if ec.base is None else ec.base
-    return h.load_element(ec.b, ptr, base, ec.out_dtype, 64, ec.lanes)
+    # lanes start wherever the loop is (a row of a vectorised coordinate loop need not start
+    # on a vector boundary): only element alignment is promised
+    return h.load_element(ec.b, ptr, base, ec.out_dtype, ec.out_dtype.itemsize, ec.lanes)
 
 
 @emitter("iota")
