@@ -317,9 +317,9 @@ def _emit_row_vectors(kb, nodes, leaves, stores, shape, lo, hi, lanes) -> None:
             vector.scalar.memo.clear()
             site = vector.vector_site(b.add(row_base, j), row_coords + [j], shape)
             vector.memo.clear()
-            for value, buf in stores:
-                h.store_element(b, vector.value_at(value, site), buf.ptr, site.base,
-                                buf.dtype, buf.dtype.itemsize)
+            values = [vector.value_at(value, site) for value, _ in stores]   # then stores
+            for (_, buf), result in zip(stores, values):
+                h.store_element(b, result, buf.ptr, site.base, buf.dtype, buf.dtype.itemsize)
         with h.counted_loop(b, stop, start=vend, name="rs") as j:
             _store_all(kb, scalar, stores, _Site(b.add(row_base, j), row_coords + [j], shape))
 
@@ -337,8 +337,11 @@ def _emit_row_vectors(kb, nodes, leaves, stores, shape, lo, hi, lanes) -> None:
 
 def _store_all(kb, g: _GroupEmitter, stores, site: _Site) -> None:
     g.memo.clear()                               # memoised values belong to this iteration
-    for value, buf in stores:
-        kb.store(buf, site.base, g.value_at(value, site))
+    # every value first, then the stores: an output written in place over an input (a
+    # parameter update, runtime/plan.py) must not be read back by another output
+    values = [g.value_at(value, site) for value, _ in stores]
+    for (_, buf), result in zip(stores, values):
+        kb.store(buf, site.base, result)
 
 
 def vector_lanes(kb: KernelBuilder, values) -> int:

@@ -108,3 +108,34 @@ def test_adam_step_has_no_end_of_call_copies():
     exe = model.executable("train_step", y=y)
     assert exe.compiled.plan.update_copies == []
     assert plan_buffers(exe.graph).update_copies == []
+
+
+def test_an_output_of_the_updating_group_reads_the_old_value():
+    """Found by a random graph: a fused group writes new_w over w in place AND computes
+    another output from the old w at the same element. The group used to store new_w first
+    and then load w for the other output (reading the new value); now every value of an
+    element is computed before any is stored."""
+    text = """
+graph @g(%x: f32[N], %q: f32[] param, %w: bool[] param, %v: f32[8] param) {
+  %0 = less(%q, %q) : bool[]
+  %1 = logical_or(%0, %w) : bool[]
+  %2 = mul(%v, %v) : f32[8]
+  %3 = sub(%v, %2) : f32[8]
+  %4 = abs(%x) : f32[N]
+  return %0 as "new_w" updates %w, %3 as "new_v" updates %v, %1 as "or_old", %2 as "sq",
+         %4 as "ax"
+}
+init %q = dense<f32[]>[0.25]
+init %w = dense<bool[]>[true]
+init %v = dense<f32[8]>[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+"""
+    g = ir.parse(text)
+    feeds = {"x": np.ones(3, np.float32)}
+    want = ir.run(g, feeds)
+    exe = graphc.compile(g, cache=False)
+    assert any(n.op == "fused" for n in exe.graph.nodes)
+    got = exe.run(feeds)
+    assert bool(got["or_old"]) is True and bool(want["or_old"]) is True
+    np.testing.assert_array_equal(got["sq"], want["sq"])
+    assert bool(exe.params["w"]) is False
+    np.testing.assert_array_equal(exe.params["v"], want["new_v"])
