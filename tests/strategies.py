@@ -558,13 +558,16 @@ def random_inputs(graph: Graph, env: dict, seed: int = 0, special_values: bool =
 
 @st.composite
 def graph_and_inputs(draw, max_nodes: int = 8, ops=None, special_values: bool = False,
-                     **graph_options):
-    """(graph, {input name: array}) with the graph's symbols bound to small sizes.
+                     symbol_ranges=None, **graph_options):
+    """(graph, {input name: array}) with the graph's symbols bound to small sizes
+    (`symbol_ranges` {symbol: (lo, hi)} binds them wider, e.g. to reach vector loops; graphs
+    are built valid for SYMBOL_RANGES' smallest values, so any larger value is valid too).
 
     Params and state with initializers take their initial values (the interpreter fills
     them in). With special_values, float inputs contain NaN, +-inf and -0.0 at random."""
     g = draw(graphs(max_nodes=max_nodes, ops=ops, special_values=special_values,
                     **graph_options))
-    env = {s: draw(st.integers(*SYMBOL_RANGES[s])) for s in sorted(g.symbols())}
+    ranges = {**SYMBOL_RANGES, **(symbol_ranges or {})}
+    env = {s: draw(st.integers(*ranges[s])) for s in sorted(g.symbols())}
     seed = draw(st.integers(0, 2**32 - 1))
     return g, random_inputs(g, env, seed, special_values)

@@ -157,6 +157,18 @@ FUSABLE = ["add", "sub", "mul", "div", "exp", "neg", "relu", "maximum", "broadca
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(graph_and_inputs(max_nodes=9, ops=FUSABLE, special_values=True))
 def test_random_fusable_graphs_compiled_at_o2_match_the_interpreter(case):
+    _check_fused(case)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(graph_and_inputs(max_nodes=9, ops=FUSABLE + ["sigmoid", "abs", "minimum"],
+                        special_values=True, symbol_ranges={"N": (16, 40), "M": (16, 33)}))
+def test_random_fusable_graphs_with_long_rows_match_the_interpreter(case):
+    """Rows of 16..40: the vectorised coordinate loops and row kernels run."""
+    _check_fused(case)
+
+
+def _check_fused(case):
     g, inputs = case
     if not all(v.type.is_static for v in g.inputs if v.role != "input"):
         return

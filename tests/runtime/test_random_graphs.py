@@ -32,6 +32,21 @@ EXACT_OPS = sorted({
           suppress_health_check=list(HealthCheck))
 @given(graph_and_inputs(max_nodes=7, ops=EXACT_OPS, special_values=True))
 def test_random_graph_matches_interpreter_exactly(case):
+    _check_exactly(case)
+
+
+# Symbols bound to 16..40: rows long enough for the vector loops (coordinate loops and row
+# kernels vectorise along rows of at least W = 16 lanes; the small default sizes never run
+# them). A hunt with these ranges found the in-place update ordering bug.
+@settings(max_examples=int(os.environ.get("GRAPHC_RANDOM_GRAPHS", 25)), deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(graph_and_inputs(max_nodes=8, ops=EXACT_OPS, special_values=True,
+                        symbol_ranges={"N": (16, 40), "M": (16, 33)}))
+def test_random_graphs_with_long_rows_match_the_interpreter_exactly(case):
+    _check_exactly(case)
+
+
+def _check_exactly(case):
     g, inputs = case
     # parameters live in static runtime buffers: graphs with a symbolic param are rejected
     # at compile time (tested in test_call_boundary), so they are not drawn here
