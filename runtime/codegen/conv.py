@@ -151,18 +151,47 @@ def _epilogue_pass(kb: KernelBuilder, y: Buffer, epilogue: Epilogue) -> None:
 def _conv2d_grad_input(kb: KernelBuilder, node) -> None:
     (dy, w), (dx,) = kb.inputs, kb.outputs
     if dx.dtype.is_float and node.attrs["groups"] == 1:
-        geo = ConvGeometry(node.attrs, dx.shape, w.shape, dy.shape[2:])
-        width = kb.target.vector_width(dx.dtype.itemsize)
-        if can_flip(geo):
-            flipped, attrs = flip_for_grad_input(kb, w, dx.dtype, geo)
-            t_w = (geo.c, geo.o, geo.kh, geo.kw)
-            if conv_direct.supports(attrs, dy.shape, t_w, width):
-                dgeo = conv_direct.DirectGeometry(attrs, dy.shape, t_w, dx.shape[2:], width)
-                conv_direct.emit_direct_forward(kb, dy, None, dx, dgeo, w_ptr=flipped,
-                                                skip_rows=True)
-                return
-        emit_conv_grad_input(kb, dy, w, dx, geo)
+        # The fast forms run over dy padded with zeros (or taps zeroed in packing), so a tap
+        # the reference crops away still multiplies its weight by 0: harmless unless a weight
+        # is NaN or inf (0 * inf = NaN). Then the exact loop runs, which skips those taps.
+        with kb.b.if_else(_all_finite(kb, w)) as (fast, exact):
+            with fast:
+                _grad_input_fast(kb, node, dy, w, dx)
+            with exact:
+                _grad_input_exact(kb, node, dy, w, dx)
         return
+    _grad_input_exact(kb, node, dy, w, dx)
+
+
+def _all_finite(kb: KernelBuilder, buf) -> ir.Value:
+    """i1: no element of the float buffer `buf` is NaN or +-inf (x - x == 0 exactly then)."""
+    b = kb.b
+    flag = kb.local(h.I8, "finite")
+    b.store(ir.Constant(h.I8, 1), flag)
+    with h.counted_loop(b, kb.numel(buf.shape), name="finite") as i:
+        x = kb.load(buf, i)
+        ok = b.fcmp_ordered("==", b.fsub(x, x), h.const_like(x.type, 0.0))
+        b.store(b.and_(b.load(flag, typ=h.I8), b.zext(ok, h.I8)), flag)
+    return b.icmp_unsigned("!=", b.load(flag, typ=h.I8), ir.Constant(h.I8, 0))
+
+
+def _grad_input_fast(kb: KernelBuilder, node, dy, w, dx) -> None:
+    geo = ConvGeometry(node.attrs, dx.shape, w.shape, dy.shape[2:])
+    width = kb.target.vector_width(dx.dtype.itemsize)
+    if can_flip(geo):
+        flipped, attrs = flip_for_grad_input(kb, w, dx.dtype, geo)
+        t_w = (geo.c, geo.o, geo.kh, geo.kw)
+        if conv_direct.supports(attrs, dy.shape, t_w, width):
+            dgeo = conv_direct.DirectGeometry(attrs, dy.shape, t_w, dx.shape[2:], width)
+            conv_direct.emit_direct_forward(kb, dy, None, dx, dgeo, w_ptr=flipped,
+                                            skip_rows=True)
+            return
+    emit_conv_grad_input(kb, dy, w, dx, geo)
+
+
+def _grad_input_exact(kb: KernelBuilder, node, dy, w, dx) -> None:
+    """dx by scattering every dy element through the taps that land inside the input (the
+    reference's sum, in another order): any dtype and groups."""
     g = _Geometry(kb, node.attrs, dx.shape, w.shape, dy.shape[2:])
     b = kb.b
     _zero(kb, dx)

@@ -16,7 +16,9 @@ The x vector of a tap is ONE masked load straight from x: lanes whose column fal
 padding (a compile-time mask per segment and kw) or whose row does (a run-time test per row
 and kh) read nothing and give 0, so padding contributes 0 * w exactly as in the reference (a
 NaN or inf weight still poisons the outputs it touches). conv2d_grad_input with unit stride
-and dilation is a conv2d of dy with the flipped, transposed weights (conv.py builds those).
+and dilation is a conv2d of dy with the flipped, transposed weights (conv.py builds those,
+and takes this path only when every weight is finite: the reference crops dy's padding
+taps rather than multiplying them).
 
 Threads: conv2d splits over images, conv2d_grad_filter over (channel block, c, kh) tiles
 (each dw element is written by exactly one tile: deterministic whatever the thread count).

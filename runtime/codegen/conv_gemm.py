@@ -18,8 +18,9 @@ input columns, one run per output row they cover, so each vector is a few masked
 loads; otherwise (and for the gradients) a masked gather.
 
 Differences from the reference, within the differential tests' `accum` tolerance: sums run
-in another order (fused multiply-adds); conv2d_grad_input multiplies w by 0 for taps the
-reference crops away, so only a NaN/inf weight could tell the two apart there.
+in another order (fused multiply-adds). conv2d_grad_input multiplies w by 0 for taps the
+reference crops away, which only a NaN/inf weight could tell apart: conv.py checks the
+weights and runs its exact scatter loop instead when one is not finite.
 """
 from __future__ import annotations
 
