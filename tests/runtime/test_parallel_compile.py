@@ -22,6 +22,18 @@ def _feeds(n=5):
     return {"x": np.random.default_rng(3).standard_normal((n, 24)).astype(np.float32) * 0.1}
 
 
+def _in_compiler_children(monkeypatch, act) -> None:
+    """Make forked compiler children run `act()` before compiling (the parent is unchanged)."""
+    parent = os.getpid()
+    real = parallel_compile.compile_one
+
+    def compile_one(text, target, opt_level):
+        if os.getpid() != parent:
+            act()
+        return real(text, target, opt_level)
+    monkeypatch.setattr(parallel_compile, "compile_one", compile_one)
+
+
 @pytest.fixture(autouse=True)
 def alone(monkeypatch):
     """Splitting is refused while another Python thread runs (tested below with the real
@@ -60,14 +72,9 @@ def test_parts_match_one_module(no_disk_cache, monkeypatch):
 
 @two_cpus
 def test_a_failing_child_is_replaced_by_a_local_compile(no_disk_cache, monkeypatch):
-    parent = os.getpid()
-    real = parallel_compile.compile_one
-
-    def flaky(text, target, opt_level):
-        if os.getpid() != parent:
-            raise RuntimeError("compiler child breaks")
-        return real(text, target, opt_level)
-    monkeypatch.setattr(parallel_compile, "compile_one", flaky)
+    def breaks():
+        raise RuntimeError("compiler child breaks")
+    _in_compiler_children(monkeypatch, breaks)
     g = graph_in_parts("parts_flaky")
     code = compile_graph(g, cache=False)
     assert code.timings["parts"] == 2
@@ -104,14 +111,7 @@ def test_pack_and_unpack_objects():
 @two_cpus
 def test_a_stuck_child_is_abandoned(no_disk_cache, monkeypatch):
     import time
-    parent = os.getpid()
-    real = parallel_compile.compile_one
-
-    def stuck(text, target, opt_level):
-        if os.getpid() != parent:
-            time.sleep(60)                       # a child that never answers in time
-        return real(text, target, opt_level)
-    monkeypatch.setattr(parallel_compile, "compile_one", stuck)
+    _in_compiler_children(monkeypatch, lambda: time.sleep(60))   # never answers in time
     monkeypatch.setattr(parallel_compile, "CHILD_PATIENCE", (0.5, 1.0))
     g = graph_in_parts("parts_stuck")
     t0 = time.monotonic()
