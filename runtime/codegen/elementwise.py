@@ -124,8 +124,7 @@ class _RowVectorEmitter(_GroupEmitter):
     def __init__(self, kb, nodes, leaves, lanes: int, scalar: _GroupEmitter):
         super().__init__(kb, nodes, leaves, lanes)
         self.scalar = scalar
-        steps = ir.Constant(ir.VectorType(h.I64, lanes), [h.i64(k) for k in range(lanes)])
-        self.steps = steps
+        self.steps = ir.Constant(ir.VectorType(h.I64, lanes), [h.i64(k) for k in range(lanes)])
 
     def vector_site(self, base, coords, shape) -> _Site:
         return _Site(self.b.add(h.splat(self.b, base, self.lanes), self.steps), coords, shape,

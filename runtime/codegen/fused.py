@@ -26,7 +26,7 @@ from passes.fusion_rules import (COL, CONTRACTION_OPS, FULL, PRE, REDUCE_OPS, RO
 
 from . import helpers as h
 from .conv import emit_conv2d
-from .elementwise import NEEDS_COORDS, emit_elementwise_group
+from .elementwise import NEEDS_COORDS, emit_elementwise_group, vector_lanes
 from .kernel import KernelBuilder
 from .matmul import emit_matmul
 from .reduce import combine, horizontal, reduce_identity
@@ -69,11 +69,6 @@ def _drop_scalar_broadcasts(nodes):
     return out, subst
 
 
-def loop_lanes(kb: KernelBuilder, values) -> int:
-    widest = max((v.type.dtype.itemsize for v in values), default=4)
-    return kb.target.vector_width(max(widest, 4))
-
-
 def emit_fused_elementwise(kb: KernelBuilder, body) -> None:
     nodes, subst = _drop_scalar_broadcasts(body.nodes)
     leaves = dict(zip(body.inputs, kb.inputs))
@@ -81,7 +76,7 @@ def emit_fused_elementwise(kb: KernelBuilder, body) -> None:
     flat = not any(n.op in NEEDS_COORDS for n in nodes)
     rank = len(body.outputs[0].type.shape)
     values = [o for n in nodes for o in n.outputs] + list(body.inputs)
-    lanes = loop_lanes(kb, values) if flat and rank > 0 else 1
+    lanes = vector_lanes(kb, values) if flat and rank > 0 else 1
     emit_elementwise_group(kb, nodes, leaves, stores, lanes)
 
 
@@ -195,10 +190,9 @@ class _RowKernel:
 
     def _vector_lanes(self) -> int:
         """W when the columns can be computed in vectors (a row holds at least one)."""
-        cols = [d for d in self.col_dims]
+        cols = self.col_dims
         values = [o for n in self.body.nodes for o in n.outputs] + list(self.body.inputs)
-        widest = max((v.type.dtype.itemsize for v in values), default=4)
-        lanes = self.kb.target.vector_width(max(widest, 4))
+        lanes = vector_lanes(self.kb, values)
         static = all(isinstance(d, int) for d in cols)
         if lanes < 2 or not cols or (static and int(np.prod(cols)) < lanes):
             return 1
