@@ -382,10 +382,10 @@ def emit_gemm(kb, a, bm, c, ta: bool, tb: bool) -> None:
     m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
     k_dim = kb.dim(a.shape[-2] if ta else a.shape[-1])
     width = kb.target.vector_width(c.dtype.itemsize)
-    main, small = choose_tiles(width, c.shape[-1])
-    few_rows = b.icmp_signed("<", m, h.i64(SMALL_M)) if not tb else None
+    main, _ = choose_tiles(width, c.shape[-1])
+    # few rows with B not transposed go to gemv.py instead (matmul.py dispatches)
     run_gemm(kb, MatmulForm(ta, tb), c.dtype, (a.ptr, bm.ptr, c.ptr), batch, h.i64(1), m, n,
-             k_dim, main, small if not tb else None, few_rows)
+             k_dim, main)
 
 
 def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: Tile,

@@ -17,8 +17,9 @@ from __future__ import annotations
 import llvmlite.ir as ir
 
 from . import helpers as h
-from .epilogue import Epilogue, OutputSite, apply, masked_load, masked_store
+from .epilogue import Epilogue, OutputSite, apply, epilogue_rows
 from .gemm import emit_gemm
+from .gemv import SMALL_M, emit_gemv
 from .kernel import Buffer, KernelBuilder
 from .parallel import chunking, parallel_for
 from .registry import lowering
@@ -35,11 +36,26 @@ def emit_matmul(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a
     """C = op(A) @ op(B) over the batch axes, into `c`; `epilogue` (see epilogue.py) maps
     each finished output value to the value stored, with coords (batch, row, col)."""
     if c.dtype.is_float:
-        emit_gemm(kb, a, bm, c, transpose_a, transpose_b)
-        if epilogue is not None:
-            _epilogue_pass(kb, c, epilogue)
+        rows = c.shape[-2]
+        if transpose_b or (isinstance(rows, int) and rows >= SMALL_M):
+            _emit_gemm(kb, a, bm, c, transpose_a, transpose_b, epilogue)
+        elif isinstance(rows, int):
+            emit_gemv(kb, a, bm, c, transpose_a, epilogue)
+        else:                                    # symbolic rows: pick at run time
+            b = kb.b
+            with b.if_else(b.icmp_signed("<", kb.dim(rows), h.i64(SMALL_M))) as (few, many):
+                with few:
+                    emit_gemv(kb, a, bm, c, transpose_a, epilogue)
+                with many:
+                    _emit_gemm(kb, a, bm, c, transpose_a, transpose_b, epilogue)
         return
     emit_loop_matmul(kb, a, bm, c, transpose_a, transpose_b, epilogue)
+
+
+def _emit_gemm(kb, a, bm, c, transpose_a, transpose_b, epilogue):
+    emit_gemm(kb, a, bm, c, transpose_a, transpose_b)
+    if epilogue is not None:
+        _epilogue_pass(kb, c, epilogue)
 
 
 EPILOGUE_CHUNK = 8192          # elements per parallel item of the epilogue pass, about
@@ -60,28 +76,9 @@ def _epilogue_pass(kb: KernelBuilder, c: Buffer, epilogue: Epilogue) -> None:
         lo = wb.mul(item, args[0])
         hi = wb.add(lo, args[0])
         hi = wb.select(wb.icmp_signed("<", hi, args[1]), hi, args[1])
-        _epilogue_rows(wkb, wkb.remap(c), epilogue, lo, hi)
+        epilogue_rows(wkb, wkb.remap(c), epilogue, lo, hi)
     # ~ 1 ns per element: worth threads from a few tens of thousands of elements
     parallel_for(kb, items, b.mul(rows, n), body, args=[chunk, rows], name="epi")
-
-
-def _epilogue_rows(kb, c: Buffer, epilogue: Epilogue, lo, hi) -> None:
-    b = kb.b
-    width = kb.target.vector_width(c.dtype.itemsize)
-    vt = ir.VectorType(h.register_type(c.dtype), width)
-    m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
-    lane_ids = ir.Constant(ir.VectorType(h.I64, width), [h.i64(k) for k in range(width)])
-    esize = c.dtype.itemsize
-    with h.counted_loop(b, hi, start=lo, name="ep") as r:
-        p, i = b.sdiv(r, m), b.srem(r, m)
-        row = h.mul(b, r, n)
-        with h.counted_loop(b, n, step=width, name="epj") as j:
-            mask = b.icmp_signed("<", b.add(h.splat(b, j, width), lane_ids), h.splat(b, n, width))
-            at = h.add(b, row, j)
-            ptr = h.element_ptr(b, c.ptr, at, c.dtype)
-            site = OutputSite((p, i, j), at, width, 2, h.i64(1), mask)
-            masked_store(b, apply(epilogue, b, masked_load(b, ptr, vt, mask, esize), site), ptr,
-                         mask, esize)
 
 
 def emit_loop_matmul(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: bool,
