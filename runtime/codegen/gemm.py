@@ -260,6 +260,8 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     if found is not None:
         return found
     ukr = microkernel(module, ftype, width, tile)
+    half = (microkernel(module, ftype, width, Tile(tile.mr, 1, True))
+            if tile.packed and tile.nv > 1 else None)
     nr = tile.nv * width
     fn = ir.Function(module, threads.worker_type(), name=name)
     fn.linkage = "internal"
@@ -327,12 +329,23 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
                     b_ks = h.i64(nr)
                 else:
                     bp, b_ks = form.direct_b(b, st, p, k0, j)
-                with h.counted_loop(b, i1, start=i0, step=tile.mr, name="ir") as i:
-                    rows = _min(b, h.i64(tile.mr), b.sub(i1, i))
-                    a_at, a_rs, a_ks = form.a_at(b, st, p, q, i, k0)
-                    c_at, c_rs = form.c_at(b, st, p, i, j)
-                    b.call(ukr, [a_at, a_rs, a_ks, bp, b_ks, c_at, c_rs, kc, rows, cols,
-                                 accumulate])
+
+                def row_tiles(kernel):
+                    with h.counted_loop(b, i1, start=i0, step=tile.mr, name="ir") as i:
+                        rows = _min(b, h.i64(tile.mr), b.sub(i1, i))
+                        a_at, a_rs, a_ks = form.a_at(b, st, p, q, i, k0)
+                        c_at, c_rs = form.c_at(b, st, p, i, j)
+                        b.call(kernel, [a_at, a_rs, a_ks, bp, b_ks, c_at, c_rs, kc, rows, cols,
+                                        accumulate])
+                if half is None:
+                    row_tiles(ukr)
+                else:
+                    # a last panel of at most W columns: one vector per row, not NV
+                    with b.if_else(b.icmp_signed(">", cols, h.i64(width))) as (full, edge):
+                        with full:
+                            row_tiles(ukr)
+                        with edge:
+                            row_tiles(half)
     b.branch(head)
     b.position_at_end(exit_)
     b.ret_void()
@@ -360,12 +373,31 @@ def _emit_pack(b, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, tb
                                source_etype=ftype)
                     b.store(val, dp, align=min(64, esize * width))
         else:
-            # B is stored N x K: column j of op(B) is a contiguous run of K values
+            # B is stored N x K: column j of op(B) is a contiguous run of K values. Blocks of
+            # W columns x W depths are loaded as W vectors (along k) and transposed in
+            # registers; the last kc % W depths are copied one value at a time.
+            k_vec = b.and_(kc, h.i64(-width))
+            zero = h.const_like(vt, 0.0)
+            with h.counted_loop(b, k_vec, step=width, name="pkv") as kk:
+                for v in range(tile.nv):
+                    vecs = []
+                    for r in range(width):
+                        col = b.add(j, h.i64(v * width + r))
+                        inside = b.icmp_signed("<", col, n)
+                        safe = b.select(inside, col, h.i64(0))
+                        sp = b.gep(b_base, [b.add(b.mul(safe, k_dim), b.add(k0, kk))],
+                                   inbounds=True, source_etype=ftype)
+                        vecs.append(b.select(inside, b.load(sp, typ=vt, align=esize), zero))
+                    for t, row in enumerate(_transpose(b, vecs, width)):
+                        dst = b.add(dst_panel, b.add(b.mul(b.add(kk, h.i64(t)), h.i64(nr)),
+                                                     h.i64(v * width)))
+                        dp = b.gep(pack, [dst], inbounds=True, source_etype=ftype)
+                        b.store(row, dp, align=min(64, esize * width))
             with h.counted_loop(b, h.i64(nr), name="pc") as cc:
                 col = b.add(j, cc)
                 inside = b.icmp_signed("<", col, n)
                 safe = b.select(inside, col, h.i64(0))
-                with h.counted_loop(b, kc, name="pk") as k:
+                with h.counted_loop(b, kc, start=k_vec, name="pk") as k:
                     sp = b.gep(b_base, [b.add(b.mul(safe, k_dim), b.add(k0, k))], inbounds=True,
                                source_etype=ftype)
                     val = b.load(sp, typ=ftype, align=esize)
@@ -373,6 +405,24 @@ def _emit_pack(b, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, tb
                     dp = b.gep(pack, [b.add(dst_panel, b.add(b.mul(k, h.i64(nr)), cc))],
                                inbounds=True, source_etype=ftype)
                     b.store(val, dp, align=esize)
+
+
+def _transpose(b, rows: list, width: int) -> list:
+    """The W x W transpose of W `<W x T>` rows: log2(W) rounds of pairing row i with row
+    i + W/2 and interleaving them (low halves into row 2i, high halves into row 2i + 1)."""
+    half = width // 2
+    lo = ir.Constant(ir.VectorType(h.I32, width),
+                     [h.i32(x) for k in range(half) for x in (k, width + k)])
+    hi = ir.Constant(ir.VectorType(h.I32, width),
+                     [h.i32(x) for k in range(half, width) for x in (k, width + k)])
+    stages = width.bit_length() - 1
+    for _ in range(stages):
+        nxt = []
+        for i in range(half):
+            x, y = rows[i], rows[i + half]
+            nxt += [b.shuffle_vector(x, y, lo), b.shuffle_vector(x, y, hi)]
+        rows = nxt
+    return rows
 
 
 def emit_gemm(kb, a, bm, c, ta: bool, tb: bool) -> None:
@@ -440,10 +490,17 @@ def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
     # so every panel is an item (finer balance, and each thread keeps its panels' columns)
     n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK if tile.packed else 1))
     n_rb = _ceil_div(b, m, h.i64(MC))
-    # enough items for every thread to have two (dynamic balance), rows permitting; a
-    # region too small to split keeps whole row blocks (each item packs B again)
-    split = b.icmp_signed(">=", work_ns, h.i64(threads.MIN_PARALLEL_NS))
-    want = _ceil_div(b, b.select(split, h.i64(4), h.i64(1)), b.mul(batch, n_cb))
+    # enough items for every thread to have two (dynamic balance): first narrower column
+    # blocks (down to one panel: every item still packs only its own columns of B), then
+    # shorter row blocks, rows permitting (each row block packs its columns of B again); a
+    # region too small to split keeps whole blocks
+    team = b.sext(b.load(threads.threads_global(module), typ=h.I32, align=4), h.I64)
+    split = b.and_(b.icmp_signed(">=", work_ns, h.i64(threads.MIN_PARALLEL_NS)),
+                   b.icmp_signed(">", team, h.i64(1)))
+    target = b.select(split, b.mul(team, h.i64(2)), h.i64(1))
+    if tile.packed:
+        n_cb = _max(b, n_cb, _min(b, _ceil_div(b, target, batch), panels))
+    want = _ceil_div(b, target, b.mul(batch, n_cb))
     n_rb = _max(b, n_rb, _min(b, want, _ceil_div(b, m, h.i64(2 * tile.mr))))
     row_block = b.mul(_ceil_div(b, _ceil_div(b, m, n_rb), h.i64(tile.mr)), h.i64(tile.mr))
     n_rb = _ceil_div(b, m, row_block)
