@@ -1,4 +1,4 @@
-"""Matmul with few rows (M < SMALL_M, e.g. batch-1 inference), B not transposed.
+"""Matmul with few rows (M < SMALL_M, e.g. batch-1 inference).
 
 With one to a few rows there is no reuse of B to exploit: the product is bound by reading
 B once (K x N values), so neither B nor A is packed. What matters is reading B at the
@@ -16,8 +16,14 @@ cache's full rate and each core reading the same part of B call after call:
   matmul of the module; the fused epilogue (bias, activation) runs in the worker on the
   block just stored, while it is in L1.
 
-Sums run in k order with fused multiply-adds, like the gemm: equal to numpy/BLAS to
-rounding, not bit for bit.
+B transposed (stored N x K, as ONNX's Gemm with transB and PyTorch's Linear keep weights):
+each output is a dot product of a row of A with a row of B, both contiguous, so the vectors
+run along k instead (`dot_kernel`): R rows x J columns of vector accumulators, J rows of B
+streamed side by side, a masked last vector, then one horizontal sum per output. Columns
+are split per thread as above.
+
+Sums run in k order with fused multiply-adds, like the gemm (the dot form sums W partial
+sums at the end): equal to numpy/BLAS to rounding, not bit for bit.
 """
 from __future__ import annotations
 
@@ -28,12 +34,15 @@ from . import helpers as h
 from .epilogue import Epilogue, epilogue_rows, masked_load, masked_store
 from .kernel import Buffer, KernelBuilder
 from .parallel import parallel_for
+from .reduce import horizontal
 
 SMALL_M = 8                    # fewer rows than this: this kernel instead of the packed gemm
 # (rows, vector counts): a block of columns takes the narrowest tile that covers it (the
 # widest when none does); at most 24 accumulators, so the B vectors and A broadcasts fit in
 # the 32 registers too
 TILES = ((4, (2, 6)), (2, (4, 12)), (1, (1, 4, 8, 16)))
+# B transposed: (rows, column counts), vectors along k; 8 rows of B streamed at once
+DOT_TILES = ((2, (1, 4)), (1, (1, 8)))
 # Below this many bytes of B a product stays on one thread (the region's fork and join
 # cost more than reading the rest of a small B); measured on the MLP's 400x100 layer
 # (160 KB): 2.6 us on one thread, 1.5 us on two.
@@ -120,6 +129,67 @@ def tile_kernel(module: ir.Module, ftype: ir.Type, width: int, rows: int, nvb: i
     return fn
 
 
+def dot_kernel(module: ir.Module, ftype: ir.Type, width: int, rows: int,
+               cols: int) -> ir.Function:
+    """void dot(ptr a, i64 a_rs, ptr b, i64 b_rs, ptr c, i64 c_rs, i64 k)
+
+    C[r, j] = sum_k A[r*a_rs + k] * B[j*b_rs + k] for r < rows, j < cols: W values of k per
+    step (the last step masked), then a horizontal sum per output."""
+    suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
+    name = f"graphc.gemv.dot.{suffix}.{rows}x{cols}x{width}"
+    found = module.globals.get(name)
+    if found is not None:
+        return found
+    esize = 4 if suffix == "f32" else 8
+    vt = ir.VectorType(ftype, width)
+    fnty = ir.FunctionType(ir.VoidType(), [h.PTR, h.I64, h.PTR, h.I64, h.PTR, h.I64, h.I64])
+    fn = ir.Function(module, fnty, name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")          # as tile_kernel: registers
+    a, a_rs, bp, b_rs, c, c_rs, depth = fn.args
+    for p in (a, bp, c):
+        p.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    a_rows = [b.gep(a, [b.mul(h.i64(r), a_rs)], inbounds=True, source_etype=ftype)
+              for r in range(rows)]
+    b_rows = [b.gep(bp, [b.mul(h.i64(j), b_rs)], inbounds=True, source_etype=ftype)
+              for j in range(cols)]
+    fma = h.declare(module, f"llvm.fma.{h.type_suffix(vt)}", vt, [vt, vt, vt])
+    zero = h.const_like(vt, 0.0)
+    accs = [[kb_slot(b, vt) for _ in range(cols)] for _ in range(rows)]
+    for row in accs:
+        for slot in row:
+            b.store(zero, slot)
+
+    def step(k, mask):
+        bvecs = [_load(b, b.gep(bj, [k], inbounds=True, source_etype=ftype), vt, mask, esize)
+                 for bj in b_rows]
+        for r in range(rows):
+            av = _load(b, b.gep(a_rows[r], [k], inbounds=True, source_etype=ftype), vt, mask,
+                       esize)
+            for j in range(cols):
+                b.store(b.call(fma, [av, bvecs[j], b.load(accs[r][j], typ=vt)]), accs[r][j])
+
+    whole = b.mul(b.sdiv(depth, h.i64(width)), h.i64(width))
+    with h.counted_loop(b, whole, step=width, name="k") as k:
+        step(k, None)
+    with b.if_then(b.icmp_signed("<", whole, depth)):
+        step(whole, _lane_mask(b, width, 0, b.sub(depth, whole)))
+    for r in range(rows):
+        for j in range(cols):
+            total = horizontal(b, "reduce_sum", b.load(accs[r][j], typ=vt))
+            at = b.add(b.mul(h.i64(r), c_rs), h.i64(j))
+            b.store(total, b.gep(c, [at], inbounds=True, source_etype=ftype), align=esize)
+    b.ret_void()
+    return fn
+
+
+def kb_slot(b, typ):
+    """A stack slot in the entry block (promoted to a register by mem2reg)."""
+    with b.goto_entry_block():
+        return b.alloca(typ)
+
+
 def _load(b, p, vt, mask, esize):
     return b.load(p, typ=vt, align=esize) if mask is None else masked_load(b, p, vt, mask, esize)
 
@@ -135,8 +205,11 @@ def column_items(b: ir.IRBuilder, module: ir.Module, n_vec: ir.Value) -> ir.Valu
 
 
 def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: bool,
-              epilogue: Epilogue = None) -> None:
-    """C[p] = op(A[p]) @ B[p] for few rows (see the module docstring), epilogue fused."""
+              transpose_b: bool = False, epilogue: Epilogue = None) -> None:
+    """C[p] = op(A[p]) @ op(B[p]) for few rows (see the module docstring), epilogue fused.
+    B transposed needs A not transposed (its rows contiguous along k)."""
+    if transpose_b and transpose_a:
+        raise ValueError("gemv's dot form needs A's rows contiguous (transpose_a False)")
     b = kb.b
     batch = h.product(b, kb.extents(c.shape[:-2]))
     m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
@@ -150,9 +223,13 @@ def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: 
     # the region's work, in the units emit_parallel compares with MIN_PARALLEL_NS
     work_ns = b.select(b.icmp_signed(">=", b_bytes, h.i64(PARALLEL_BYTES)),
                        h.i64(threads.MIN_PARALLEL_NS), h.i64(0))
-    kernels = {rows: [(nvb, tile_kernel(kb.module, ftype, width, rows, nvb, full))
-                      for nvb, full in zip(variants, (0,) + variants)]
-               for rows, variants in TILES}
+    if transpose_b:
+        kernels = {rows: [(j, dot_kernel(kb.module, ftype, width, rows, j)) for j in counts]
+                   for rows, counts in DOT_TILES}
+    else:
+        kernels = {rows: [(nvb, tile_kernel(kb.module, ftype, width, rows, nvb, full))
+                          for nvb, full in zip(variants, (0,) + variants)]
+                   for rows, variants in TILES}
 
     def body(wkb, item, args):
         wb = wkb.b
@@ -165,31 +242,60 @@ def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: 
         a_base = h.mul(wb, p, h.mul(wb, m_, k_))
         b_base = h.mul(wb, p, h.mul(wb, k_, n_))
         c_base = h.mul(wb, p, h.mul(wb, m_, n_))
-        a_rs, a_ks = (h.i64(1), m_) if transpose_a else (k_, h.i64(1))
-        # row groups of 4, then 2, then 1: [0, m4), [m4, m2), [m2, m)
-        m4 = wb.and_(m_, h.i64(-4))
-        m2 = wb.and_(m_, h.i64(-2))
-        for rows, variants in TILES:
-            start = {4: h.i64(0), 2: m4, 1: m2}[rows]
-            stop = {4: m4, 2: m2, 1: m_}[rows]
-            with h.counted_loop(wb, stop, start=start, step=rows, name=f"r{rows}") as i:
-                a_at = h.element_ptr(wb, wa.ptr, h.add(wb, a_base, h.mul(wb, i, a_rs)), c.dtype)
-                c_row = h.add(wb, c_base, h.mul(wb, i, n_))
+        j0 = wb.mul(v0, h.i64(width))
+        j1 = _min(wb, wb.mul(v1, h.i64(width)), n_)
+        if transpose_b:
+            _dot_item(wb, kernels, wa.ptr, wbm.ptr, wc.ptr, c.dtype, a_base, p, m_, n_, k_,
+                      j0, j1)
+        else:
+            a_rs, a_ks = (h.i64(1), m_) if transpose_a else (k_, h.i64(1))
+            for (rows, _), (larger, _) in zip(TILES, ((None, None),) + TILES):
+                start, stop = _row_group(wb, m_, rows, larger)
+                with h.counted_loop(wb, stop, start=start, step=rows, name=f"r{rows}") as i:
+                    a_at = h.element_ptr(wb, wa.ptr, h.add(wb, a_base, h.mul(wb, i, a_rs)),
+                                         c.dtype)
+                    c_row = h.add(wb, c_base, h.mul(wb, i, n_))
 
-                def block(v, nvb, _a_at=a_at, _c_row=c_row):
-                    j = wb.mul(v, h.i64(width))
-                    cols = _min(wb, wb.mul(nvb, h.i64(width)), wb.sub(n_, j))
-                    b_at = h.element_ptr(wb, wbm.ptr, h.add(wb, b_base, j), c.dtype)
-                    c_at = h.element_ptr(wb, wc.ptr, h.add(wb, _c_row, j), c.dtype)
-                    return [_a_at, a_rs, a_ks, b_at, n_, c_at, n_, k_, cols]
-                _blocks(wb, kernels[rows], v0, v1, block)
+                    def block(v, nvb, _a_at=a_at, _c_row=c_row):
+                        j = wb.mul(v, h.i64(width))
+                        cols = _min(wb, wb.mul(nvb, h.i64(width)), wb.sub(n_, j))
+                        b_at = h.element_ptr(wb, wbm.ptr, h.add(wb, b_base, j), c.dtype)
+                        c_at = h.element_ptr(wb, wc.ptr, h.add(wb, _c_row, j), c.dtype)
+                        return [_a_at, a_rs, a_ks, b_at, n_, c_at, n_, k_, cols]
+                    _blocks(wb, kernels[rows], v0, v1, block)
         if epilogue is not None:
             # the item's columns of every row, just written (still in L1)
             rows0 = wb.mul(p, m_)
-            epilogue_rows(wkb, wc, epilogue, rows0, wb.add(rows0, m_),
-                          wb.mul(v0, h.i64(width)), _min(wb, wb.mul(v1, h.i64(width)), n_))
+            epilogue_rows(wkb, wc, epilogue, rows0, wb.add(rows0, m_), j0, j1)
 
     parallel_for(kb, n_items, work_ns, body, args=[per_batch, n_vec, k_dim], name="gemv")
+
+
+def _row_group(b, m, rows, larger):
+    """[start, stop) of the rows taken in groups of `rows` (a power of two) after those in
+    groups of `larger` (twice as many, or None): with 4, 2, 1 the ranges [0, m & -4),
+    [m & -4, m & -2), [m & -2, m)."""
+    start = h.i64(0) if larger is None else b.and_(m, h.i64(-larger))
+    return start, b.and_(m, h.i64(-rows))
+
+
+def _dot_item(b, kernels, a, bm, c, dtype, a_base, p, m, n, k, j0, j1):
+    """B transposed: outputs C[p, :, j0:j1] with the dot tiles (rows in groups of 2, then
+    1; columns in blocks of the tile's width, then one at a time)."""
+    b_base = h.mul(b, p, h.mul(b, n, k))
+    c_base = h.mul(b, p, h.mul(b, m, n))
+    for (rows, _), (larger, _) in zip(DOT_TILES, ((None, None),) + DOT_TILES):
+        start, stop = _row_group(b, m, rows, larger)
+        (_, single), (width, wide) = kernels[rows]
+        with h.counted_loop(b, stop, start=start, step=rows, name=f"dr{rows}") as i:
+            a_at = h.element_ptr(b, a, h.add(b, a_base, h.mul(b, i, k)), dtype)
+            c_row = h.add(b, c_base, h.mul(b, i, n))
+            whole = b.add(j0, b.mul(b.sdiv(b.sub(j1, j0), h.i64(width)), h.i64(width)))
+            for kernel, lo, hi, step in ((wide, j0, whole, width), (single, whole, j1, 1)):
+                with h.counted_loop(b, hi, start=lo, step=step, name=f"dj{rows}") as j:
+                    b_at = h.element_ptr(b, bm, h.add(b, b_base, h.mul(b, j, k)), dtype)
+                    c_at = h.element_ptr(b, c, h.add(b, c_row, j), dtype)
+                    b.call(kernel, [a_at, k, b_at, k, c_at, n, k])
 
 
 def _blocks(b, kernels, v0, v1, block_args):

@@ -3,7 +3,9 @@
 Float matmuls use the packed, register-tiled, threaded gemm of gemm.py; an epilogue is then
 applied by one vectorised pass over C (`<W x T>` along the columns, masked at the row end),
 in this kernel's own function, because the gemm's workers run on other threads in functions
-of their own. Integer matmuls (and the reference form kept for study) use the loop nest
+of their own. Products with few rows (batch-1 inference) take gemv.py instead, which reads
+B in place and applies the epilogue itself; with symbolic rows the choice is made at run
+time. Integer matmuls (and the reference form kept for study) use the loop nest
 below, correct for every flag combination:
 - transpose_b = False: i-k-j order. C's row is zeroed, then for each k the row of B (contiguous
   in j) is scaled by A[i,k] and added: the inner loop is a contiguous, vectorisable axpy.
@@ -37,15 +39,16 @@ def emit_matmul(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a
     each finished output value to the value stored, with coords (batch, row, col)."""
     if c.dtype.is_float:
         rows = c.shape[-2]
-        if transpose_b or (isinstance(rows, int) and rows >= SMALL_M):
+        # few rows: gemv.py (its dot form, for B transposed, needs A's rows contiguous)
+        if (transpose_a and transpose_b) or (isinstance(rows, int) and rows >= SMALL_M):
             _emit_gemm(kb, a, bm, c, transpose_a, transpose_b, epilogue)
         elif isinstance(rows, int):
-            emit_gemv(kb, a, bm, c, transpose_a, epilogue)
+            emit_gemv(kb, a, bm, c, transpose_a, transpose_b, epilogue)
         else:                                    # symbolic rows: pick at run time
             b = kb.b
             with b.if_else(b.icmp_signed("<", kb.dim(rows), h.i64(SMALL_M))) as (few, many):
                 with few:
-                    emit_gemv(kb, a, bm, c, transpose_a, epilogue)
+                    emit_gemv(kb, a, bm, c, transpose_a, transpose_b, epilogue)
                 with many:
                     _emit_gemm(kb, a, bm, c, transpose_a, transpose_b, epilogue)
         return

@@ -1,9 +1,12 @@
-"""The few-rows matmul (runtime/codegen/gemv.py) against numpy (float64 reference).
+"""The few-rows matmul (runtime/codegen/gemv.py) against numpy (float64 reference), in its
+two forms: B read along rows (transpose_b False, A either way) and dot products (B
+transposed).
 
 Shapes cover every tile of TILES and the choice between them: row counts 1..7 (groups of 4,
 2 and 1), column counts around each vector-count boundary (1, 4, 8, 12, 16 vectors and one
 more or less), depth 0 and 1, transpose_a, batch axes, static and symbolic rows (symbolic
-rows choose between gemv and the packed gemm at run time: N = 8 and 9 take the gemm). With
+rows choose between gemv and the packed gemm at run time: N = 8 and 9 take the gemm); for
+the dot form, depths around the vector width (masked last vector). With
 one thread and with two, the parallel threshold forced to 0 so every product splits; plus a
 fused bias + relu epilogue and an epilogue that records each coordinate it sees."""
 from __future__ import annotations
@@ -26,25 +29,30 @@ SHAPES = [  # (batch dims, M, K, Ncols)
     ((), 1, 3, 65), ((), 1, 2, 127), ((), 1, 2, 129), ((), 1, 4, 255), ((), 1, 4, 257),
     ((), 1, 1, 520), ((), 1, 0, 7), ((), 2, 11, 190), ((), 3, 6, 200), ((), 4, 8, 97),
     ((), 5, 13, 33), ((), 7, 3, 70), ((), N, 21, 100), ((), N, 1, 16), ((2,), 1, 7, 40),
-    ((3,), N, 5, 18), ((), 6, 40, 2),
+    ((3,), N, 5, 18), ((), 6, 40, 2), ((), 1, 15, 9), ((), 1, 16, 9), ((), 3, 17, 23),
+    ((), 2, 33, 8), ((), 5, 48, 12),
 ]
+
+
+FORMS = [(False, False), (True, False), (False, True)]   # (transpose_a, transpose_b)
 
 
 def _specs(dtype, epilogue_of=None):
     specs, meta = [], []
     for batch, m, k, n in SHAPES:
-        for ta in (False, True):
+        for ta, tb in FORMS:
             a_shape = batch + ((k, m) if ta else (m, k))
-            ins = [TensorType(a_shape, dtype), TensorType(batch + (k, n), dtype)]
+            ins = [TensorType(a_shape, dtype), TensorType(batch + ((n, k) if tb else (k, n)),
+                                                          dtype)]
             if epilogue_of is not None:
                 ins.append(TensorType((n,), dtype))
 
-            def emit(kb, ta=ta):
+            def emit(kb, ta=ta, tb=tb):
                 a, bm = kb.inputs[:2]
                 epilogue = epilogue_of(kb.inputs[2]) if epilogue_of is not None else None
-                emit_matmul(kb, a, bm, kb.outputs[0], ta, False, epilogue)
+                emit_matmul(kb, a, bm, kb.outputs[0], ta, tb, epilogue)
             specs.append((emit, ins, [TensorType(batch + (m, n), dtype)]))
-            meta.append(ta)
+            meta.append((ta, tb))
     return specs, meta
 
 
@@ -59,9 +67,11 @@ def _compile(specs, split: bool):
     return fns
 
 
-def _reference(a, bm, ta):
+def _reference(a, bm, form):
+    ta, tb = form
     op_a = np.swapaxes(a, -1, -2) if ta else a
-    a64, b64 = op_a.astype(np.float64), bm.astype(np.float64)
+    op_b = np.swapaxes(bm, -1, -2) if tb else bm
+    a64, b64 = op_a.astype(np.float64), op_b.astype(np.float64)
     return a64 @ b64, np.abs(a64) @ np.abs(b64)
 
 
@@ -80,14 +90,14 @@ def test_gemv_matches_numpy(compiled, n_threads):
     rtol = 2e-5 if dtype == "f32" else 1e-12
     for n in (1, 2, 3, SMALL_M - 1, SMALL_M, SMALL_M + 1):
         env = {"N": n}
-        for fn, (_, ins, _), ta in zip(fns, specs, meta):
+        for fn, (_, ins, _), form in zip(fns, specs, meta):
             a, bm = (rng.standard_normal(tuple(evaluate(d, env) for d in t.shape))
                      .astype(np_dtype) for t in ins)
-            want, scale = _reference(a, bm, ta)
+            want, scale = _reference(a, bm, form)
             (got,) = fn(a, bm, N=n)
             assert got.shape == want.shape
             err = np.abs(got - want)
-            assert (err <= rtol * scale + 1e-30).all(), (ins, ta, n, float(err.max()))
+            assert (err <= rtol * scale + 1e-30).all(), (ins, form, n, float(err.max()))
     threads.set_module_threads(fns[0].jit.threads_address)
 
 
@@ -98,10 +108,10 @@ def test_gemv_epilogue_bias_relu(split):
     threads.set_module_threads(fns[0].jit.threads_address, 2 if split else 1)
     rng = np.random.default_rng(3)
     for n in (1, 5, SMALL_M + 1):
-        for fn, (_, ins, _), ta in zip(fns, specs, meta):
+        for fn, (_, ins, _), form in zip(fns, specs, meta):
             a, bm, bias = (rng.standard_normal(tuple(evaluate(d, {"N": n}) for d in t.shape))
                            .astype(np.float32) for t in ins)
-            product, scale = _reference(a, bm, ta)
+            product, scale = _reference(a, bm, form)
             want = np.maximum(product + bias, 0)
             (got,) = fn(a, bm, bias, N=n)
             assert (np.abs(got - want) <= 2e-5 * (scale + np.abs(bias)) + 1e-30).all()
@@ -109,15 +119,17 @@ def test_gemv_epilogue_bias_relu(split):
 
 
 @pytest.mark.parametrize("rows", [1, 3, 6])
-def test_gemv_epilogue_sees_each_output_once(rows):
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemv_epilogue_sees_each_output_once(rows, tb):
     """Every (batch, row, column) exactly once, whatever the split into column runs."""
     def emit(kb):
         a, bm = kb.inputs
-        emit_matmul(kb, a, bm, kb.outputs[0], False, False, _coordinate_code)
-    fns = _compile([(emit, [TensorType((2, rows, 3), "f32"), TensorType((2, 3, 300), "f32")],
+        emit_matmul(kb, a, bm, kb.outputs[0], False, tb, _coordinate_code)
+    b_shape = (2, 300, 3) if tb else (2, 3, 300)
+    fns = _compile([(emit, [TensorType((2, rows, 3), "f32"), TensorType(b_shape, "f32")],
                      [TensorType((2, rows, 300), "f32")])], split=True)
     threads.set_module_threads(fns[0].jit.threads_address, 2)
-    (got,) = fns[0](np.ones((2, rows, 3), np.float32), np.ones((2, 3, 300), np.float32), N=1)
+    (got,) = fns[0](np.ones((2, rows, 3), np.float32), np.ones(b_shape, np.float32), N=1)
     p, i, j = np.meshgrid(np.arange(2), np.arange(rows), np.arange(300), indexing="ij")
     np.testing.assert_array_equal(got, (p * 1000 + i) * 1000 + j)
     threads.set_module_threads(fns[0].jit.threads_address)
