@@ -11,6 +11,7 @@ Public symbols of the object (see cheader.py for the C prototypes):
     graphc_entry, graphc_arena_bytes   the ABI of runtime/abi.py
     graphc_init(int32 threads)         start the bundled pool's workers once and set the
                                        thread count of the module's parallel regions
+                                       (at most the CPUs online; returns the count used)
                                        (optional: without it every region runs on the
                                        calling thread). For C programs.
     graphc_bind_pool(fn, int32 threads)  run the regions on a host's pool instead (`fn` is a
@@ -39,6 +40,7 @@ from ..codegen.module_builder import build_modules
 from ..target import LLVM_LOCK, Target
 
 INIT_NAME = "graphc_init"
+_SC_NPROCESSORS_ONLN = 84                   # glibc's value (Linux only, as the bundle)
 BIND_NAME = "graphc_bind_pool"
 OWN_PARALLEL = "graphc_own_parallel"       # the bundled pool's graphc_parallel, renamed
 PUBLIC_SYMBOLS = ("graphc_entry", "graphc_arena_bytes", INIT_NAME, BIND_NAME)
@@ -76,6 +78,12 @@ def _glue_module(target: Target, has_pool: bool, pool_times: tuple) -> ir.Module
     b = ir.IRBuilder(init.append_basic_block("entry"))
     (want,) = init.args
     want = b.select(b.icmp_signed("<", want, one), one, want)
+    # never more threads than CPUs online (sysconf(_SC_NPROCESSORS_ONLN), 84 in glibc):
+    # regions would then wait on descheduled workers
+    sysconf = ir.Function(m, ir.FunctionType(I64, [I32]), "sysconf")
+    cpus = b.trunc(b.call(sysconf, [ir.Constant(I32, _SC_NPROCESSORS_ONLN)]), I32)
+    capped = b.and_(b.icmp_signed(">", cpus, ir.Constant(I32, 0)), b.icmp_signed(">", want, cpus))
+    want = b.select(capped, cpus, want)
     fresh = init.append_basic_block("fresh")
     go = init.append_basic_block("start")
     have = b.load_atomic(workers, "seq_cst", 4, typ=I32)

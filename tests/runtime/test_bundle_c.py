@@ -79,6 +79,14 @@ def test_c_outputs_match_python(built, n):
         np.testing.assert_allclose(got, want.ravel(), rtol=1e-6, atol=1e-6)
 
 
+def test_c_threads_capped_at_cpus_online(built):
+    """graphc_init never starts more threads than CPUs (regions would wait on workers
+    that are not running)."""
+    name, exe, bundle, program, _, _ = built
+    proc = _run(program, [str(bundle), "3"], env=dict(os.environ, GRAPHC_NUM_THREADS="512"))
+    assert f"threads: {os.sysconf('SC_NPROCESSORS_ONLN')}" in proc.stderr
+
+
 def test_c_reads_inputs_from_a_file(built, tmp_path):
     name, exe, bundle, program, _, _ = built
     x = np.random.default_rng(5).standard_normal(
