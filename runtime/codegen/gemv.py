@@ -9,18 +9,20 @@ cache's full rate and each core reading the same part of B call after call:
   call, and that half (600 KB for a 784x400 layer) stays in its own L2.
 - A register tile of R rows x NVB vectors (`TILES`) sweeps k over the whole depth; each
   step loads NVB consecutive vectors of one row of B (one contiguous run of up to 1 KB, which
-  the prefetchers follow) and broadcasts R values of A. Rows go in groups of 4, then 2,
-  then 1; an item's columns in blocks of NVB vectors, the last block masked (masked-off
+  the prefetchers follow) and broadcasts R values of A. Rows go in groups of 4, then one
+  at a time; an item's columns in blocks of NVB vectors, the last block masked (masked-off
   lanes read nothing).
-- The tile's k loop is one internal function per (dtype, R, NVB), shared by every few-rows
-  matmul of the module; the fused epilogue (bias, activation) runs in the worker on the
-  block just stored, while it is in L1.
+- Code size matters (every module with a matmul whose rows are symbolic carries this path,
+  training steps included): the tiles and the loops over rows and column blocks are
+  internal functions per dtype (`row_driver`, `dot_driver`), shared by every few-rows
+  matmul of the module; each matmul adds only its worker, which splits the columns and
+  runs the fused epilogue (bias, activation) on the block just stored, while it is in L1.
 
 B transposed (stored N x K, as ONNX's Gemm with transB and PyTorch's Linear keep weights):
 each output is a dot product of a row of A with a row of B, both contiguous, so the vectors
-run along k instead (`dot_kernel`): R rows x J columns of vector accumulators, J rows of B
-streamed side by side, a masked last vector, then one horizontal sum per output. Columns
-are split per thread as above.
+run along k instead (`dot_kernel`): one row of A against J = 8 rows of B streamed side by
+side, a masked last vector, then one horizontal sum per output. Columns are split per
+thread as above.
 
 Sums run in k order with fused multiply-adds, like the gemm (the dot form sums W partial
 sums at the end): equal to numpy/BLAS to rounding, not bit for bit.
@@ -37,12 +39,13 @@ from .parallel import parallel_for
 from .reduce import horizontal
 
 SMALL_M = 8                    # fewer rows than this: this kernel instead of the packed gemm
-# (rows, vector counts): a block of columns takes the narrowest tile that covers it (the
-# widest when none does); at most 24 accumulators, so the B vectors and A broadcasts fit in
-# the 32 registers too
-TILES = ((4, (2, 6)), (2, (4, 12)), (1, (1, 4, 8, 16)))
-# B transposed: (rows, column counts), vectors along k; 8 rows of B streamed at once
-DOT_TILES = ((2, (1, 4)), (1, (1, 8)))
+# Row form: (rows, ((vectors, unmasked leading vectors), ...)). A block of columns takes the
+# narrowest tile that covers it, else the widest; at most 24 accumulators (the B vectors and
+# A broadcasts must fit in the 32 registers too) and at most 7 masked vectors (the mask
+# registers). Few variants on purpose: every module with a symbolic-row matmul carries them.
+TILES = ((4, ((6, 0),)), (1, ((4, 0), (16, 4))))
+# Dot form (B transposed): one row of A against J rows of B, J = 8 then 1
+DOT_COLUMNS = (8, 1)
 # Below this many bytes of B a product stays on one thread (the region's fork and join
 # cost more than reading the rest of a small B); measured on the MLP's 400x100 layer
 # (160 KB): 2.6 us on one thread, 1.5 us on two.
@@ -129,62 +132,52 @@ def tile_kernel(module: ir.Module, ftype: ir.Type, width: int, rows: int, nvb: i
     return fn
 
 
-def dot_kernel(module: ir.Module, ftype: ir.Type, width: int, rows: int,
-               cols: int) -> ir.Function:
-    """void dot(ptr a, i64 a_rs, ptr b, i64 b_rs, ptr c, i64 c_rs, i64 k)
+def dot_kernel(module: ir.Module, ftype: ir.Type, width: int, cols: int) -> ir.Function:
+    """void dot(ptr a, ptr b, i64 b_rs, ptr c, i64 k)
 
-    C[r, j] = sum_k A[r*a_rs + k] * B[j*b_rs + k] for r < rows, j < cols: W values of k per
-    step (the last step masked), then a horizontal sum per output."""
+    c[j] = sum_k a[k] * B[j*b_rs + k] for j < cols: W values of k per step (the last step
+    masked), then a horizontal sum per output."""
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
-    name = f"graphc.gemv.dot.{suffix}.{rows}x{cols}x{width}"
+    name = f"graphc.gemv.dot.{suffix}.{cols}x{width}"
     found = module.globals.get(name)
     if found is not None:
         return found
     esize = 4 if suffix == "f32" else 8
     vt = ir.VectorType(ftype, width)
-    fnty = ir.FunctionType(ir.VoidType(), [h.PTR, h.I64, h.PTR, h.I64, h.PTR, h.I64, h.I64])
+    fnty = ir.FunctionType(ir.VoidType(), [h.PTR, h.PTR, h.I64, h.PTR, h.I64])
     fn = ir.Function(module, fnty, name=name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")          # as tile_kernel: registers
-    a, a_rs, bp, b_rs, c, c_rs, depth = fn.args
+    a, bp, b_rs, c, depth = fn.args
     for p in (a, bp, c):
         p.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    a_rows = [b.gep(a, [b.mul(h.i64(r), a_rs)], inbounds=True, source_etype=ftype)
-              for r in range(rows)]
     b_rows = [b.gep(bp, [b.mul(h.i64(j), b_rs)], inbounds=True, source_etype=ftype)
               for j in range(cols)]
     fma = h.declare(module, f"llvm.fma.{h.type_suffix(vt)}", vt, [vt, vt, vt])
-    zero = h.const_like(vt, 0.0)
-    accs = [[kb_slot(b, vt) for _ in range(cols)] for _ in range(rows)]
-    for row in accs:
-        for slot in row:
-            b.store(zero, slot)
+    accs = [_entry_slot(b, vt) for _ in range(cols)]
+    for slot in accs:
+        b.store(h.const_like(vt, 0.0), slot)
 
     def step(k, mask):
-        bvecs = [_load(b, b.gep(bj, [k], inbounds=True, source_etype=ftype), vt, mask, esize)
-                 for bj in b_rows]
-        for r in range(rows):
-            av = _load(b, b.gep(a_rows[r], [k], inbounds=True, source_etype=ftype), vt, mask,
-                       esize)
-            for j in range(cols):
-                b.store(b.call(fma, [av, bvecs[j], b.load(accs[r][j], typ=vt)]), accs[r][j])
+        av = _load(b, b.gep(a, [k], inbounds=True, source_etype=ftype), vt, mask, esize)
+        for row, acc in zip(b_rows, accs):
+            bv = _load(b, b.gep(row, [k], inbounds=True, source_etype=ftype), vt, mask, esize)
+            b.store(b.call(fma, [av, bv, b.load(acc, typ=vt)]), acc)
 
     whole = b.mul(b.sdiv(depth, h.i64(width)), h.i64(width))
     with h.counted_loop(b, whole, step=width, name="k") as k:
         step(k, None)
     with b.if_then(b.icmp_signed("<", whole, depth)):
         step(whole, _lane_mask(b, width, 0, b.sub(depth, whole)))
-    for r in range(rows):
-        for j in range(cols):
-            total = horizontal(b, "reduce_sum", b.load(accs[r][j], typ=vt))
-            at = b.add(b.mul(h.i64(r), c_rs), h.i64(j))
-            b.store(total, b.gep(c, [at], inbounds=True, source_etype=ftype), align=esize)
+    for j, acc in enumerate(accs):
+        total = horizontal(b, "reduce_sum", b.load(acc, typ=vt))
+        b.store(total, b.gep(c, [h.i64(j)], inbounds=True, source_etype=ftype), align=esize)
     b.ret_void()
     return fn
 
 
-def kb_slot(b, typ):
+def _entry_slot(b, typ):
     """A stack slot in the entry block (promoted to a register by mem2reg)."""
     with b.goto_entry_block():
         return b.alloca(typ)
@@ -204,6 +197,75 @@ def column_items(b: ir.IRBuilder, module: ir.Module, n_vec: ir.Value) -> ir.Valu
     return b.select(b.icmp_signed("<", n_vec, items), n_vec, items)
 
 
+def row_driver(module: ir.Module, ftype: ir.Type, width: int) -> ir.Function:
+    """void rows(ptr a, i64 a_rs, i64 a_ks, ptr b, i64 n, ptr c, i64 m, i64 k, i64 j0, i64 j1)
+
+    C[0:m, j0:j1] = A @ B[:, j0:j1] with A[r, k] at a + r*a_rs + k*a_ks, B and C row-major
+    with n columns, j0 a multiple of W: rows in groups of 4 then one at a time, columns in
+    tile blocks. One per dtype, shared by every few-rows matmul of the module."""
+    suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
+    name = f"graphc.gemv.rows.{suffix}.{width}"
+    found = module.globals.get(name)
+    if found is not None:
+        return found
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [h.PTR, h.I64, h.I64, h.PTR, h.I64,
+                                                             h.PTR, h.I64, h.I64, h.I64, h.I64]),
+                     name=name)
+    fn.linkage = "internal"
+    a, a_rs, a_ks, bp, n, c, m, k, j0, j1 = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    v0 = b.sdiv(j0, h.i64(width))
+    v1 = b.sdiv(b.add(j1, h.i64(width - 1)), h.i64(width))
+    m4 = b.and_(m, h.i64(-4))
+    for rows, variants in TILES:
+        kernels = [(nvb, tile_kernel(module, ftype, width, rows, nvb, full))
+                   for nvb, full in variants]
+        start, stop = (h.i64(0), m4) if rows == 4 else (m4, m)
+        with h.counted_loop(b, stop, start=start, step=rows, name=f"r{rows}") as i:
+            a_at = b.gep(a, [b.mul(i, a_rs)], inbounds=True, source_etype=ftype)
+            c_row = b.mul(i, n)
+
+            def block(v, count, _a_at=a_at, _c_row=c_row):
+                j = b.mul(v, h.i64(width))
+                cols = _min(b, b.mul(count, h.i64(width)), b.sub(j1, j))
+                b_at = b.gep(bp, [j], inbounds=True, source_etype=ftype)
+                c_at = b.gep(c, [b.add(_c_row, j)], inbounds=True, source_etype=ftype)
+                return [_a_at, a_rs, a_ks, b_at, n, c_at, n, k, cols]
+            _blocks(b, kernels, v0, v1, block)
+    b.ret_void()
+    return fn
+
+
+def dot_driver(module: ir.Module, ftype: ir.Type, width: int) -> ir.Function:
+    """void dots(ptr a, ptr b, ptr c, i64 m, i64 n, i64 k, i64 j0, i64 j1)
+
+    C[0:m, j0:j1] = A @ B[j0:j1, :]^T, A (m x k), B (n x k) and C (m x n) row-major: each
+    row of A against blocks of DOT_COLUMNS rows of B. One per dtype, shared."""
+    suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
+    name = f"graphc.gemv.dots.{suffix}.{width}"
+    found = module.globals.get(name)
+    if found is not None:
+        return found
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [h.PTR, h.PTR, h.PTR] + [h.I64] * 5),
+                     name=name)
+    fn.linkage = "internal"
+    a, bm, c, m, n, k, j0, j1 = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    wide, one = (dot_kernel(module, ftype, width, cols) for cols in DOT_COLUMNS)
+    step = DOT_COLUMNS[0]
+    whole = b.add(j0, b.mul(b.sdiv(b.sub(j1, j0), h.i64(step)), h.i64(step)))
+    with h.counted_loop(b, m, name="dr") as i:
+        a_at = b.gep(a, [b.mul(i, k)], inbounds=True, source_etype=ftype)
+        c_row = b.mul(i, n)
+        for kernel, lo, hi, by in ((wide, j0, whole, step), (one, whole, j1, 1)):
+            with h.counted_loop(b, hi, start=lo, step=by, name="dj") as j:
+                b_at = b.gep(bm, [b.mul(j, k)], inbounds=True, source_etype=ftype)
+                c_at = b.gep(c, [b.add(c_row, j)], inbounds=True, source_etype=ftype)
+                b.call(kernel, [a_at, b_at, k, c_at, k])
+    b.ret_void()
+    return fn
+
+
 def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: bool,
               transpose_b: bool = False, epilogue: Epilogue = None) -> None:
     """C[p] = op(A[p]) @ op(B[p]) for few rows (see the module docstring), epilogue fused.
@@ -212,7 +274,7 @@ def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: 
         raise ValueError("gemv's dot form needs A's rows contiguous (transpose_a False)")
     b = kb.b
     batch = h.product(b, kb.extents(c.shape[:-2]))
-    m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
+    n = kb.dim(c.shape[-1])
     k_dim = kb.dim(a.shape[-2] if transpose_a else a.shape[-1])
     ftype = h.register_type(c.dtype)
     width = kb.target.vector_width(c.dtype.itemsize)
@@ -223,13 +285,7 @@ def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: 
     # the region's work, in the units emit_parallel compares with MIN_PARALLEL_NS
     work_ns = b.select(b.icmp_signed(">=", b_bytes, h.i64(PARALLEL_BYTES)),
                        h.i64(threads.MIN_PARALLEL_NS), h.i64(0))
-    if transpose_b:
-        kernels = {rows: [(j, dot_kernel(kb.module, ftype, width, rows, j)) for j in counts]
-                   for rows, counts in DOT_TILES}
-    else:
-        kernels = {rows: [(nvb, tile_kernel(kb.module, ftype, width, rows, nvb, full))
-                          for nvb, full in zip(variants, (0,) + variants)]
-                   for rows, variants in TILES}
+    driver = (dot_driver if transpose_b else row_driver)(kb.module, ftype, width)
 
     def body(wkb, item, args):
         wb = wkb.b
@@ -237,65 +293,23 @@ def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: 
         m_, n_, k_ = wkb.dim(c.shape[-2]), wkb.dim(c.shape[-1]), args[2]
         per = args[0]
         p, ci = wb.sdiv(item, per), wb.srem(item, per)
-        v0 = wb.sdiv(wb.mul(ci, args[1]), per)
-        v1 = wb.sdiv(wb.mul(wb.add(ci, h.i64(1)), args[1]), per)
-        a_base = h.mul(wb, p, h.mul(wb, m_, k_))
-        b_base = h.mul(wb, p, h.mul(wb, k_, n_))
-        c_base = h.mul(wb, p, h.mul(wb, m_, n_))
-        j0 = wb.mul(v0, h.i64(width))
-        j1 = _min(wb, wb.mul(v1, h.i64(width)), n_)
+        j0 = wb.mul(wb.sdiv(wb.mul(ci, args[1]), per), h.i64(width))
+        j1 = _min(wb, wb.mul(wb.sdiv(wb.mul(wb.add(ci, h.i64(1)), args[1]), per),
+                             h.i64(width)), n_)
+        a_at = h.element_ptr(wb, wa.ptr, h.mul(wb, p, h.mul(wb, m_, k_)), c.dtype)
+        b_at = h.element_ptr(wb, wbm.ptr, h.mul(wb, p, h.mul(wb, k_, n_)), c.dtype)
+        c_at = h.element_ptr(wb, wc.ptr, h.mul(wb, p, h.mul(wb, m_, n_)), c.dtype)
         if transpose_b:
-            _dot_item(wb, kernels, wa.ptr, wbm.ptr, wc.ptr, c.dtype, a_base, p, m_, n_, k_,
-                      j0, j1)
+            wb.call(driver, [a_at, b_at, c_at, m_, n_, k_, j0, j1])
         else:
             a_rs, a_ks = (h.i64(1), m_) if transpose_a else (k_, h.i64(1))
-            for (rows, _), (larger, _) in zip(TILES, ((None, None),) + TILES):
-                start, stop = _row_group(wb, m_, rows, larger)
-                with h.counted_loop(wb, stop, start=start, step=rows, name=f"r{rows}") as i:
-                    a_at = h.element_ptr(wb, wa.ptr, h.add(wb, a_base, h.mul(wb, i, a_rs)),
-                                         c.dtype)
-                    c_row = h.add(wb, c_base, h.mul(wb, i, n_))
-
-                    def block(v, nvb, _a_at=a_at, _c_row=c_row):
-                        j = wb.mul(v, h.i64(width))
-                        cols = _min(wb, wb.mul(nvb, h.i64(width)), wb.sub(n_, j))
-                        b_at = h.element_ptr(wb, wbm.ptr, h.add(wb, b_base, j), c.dtype)
-                        c_at = h.element_ptr(wb, wc.ptr, h.add(wb, _c_row, j), c.dtype)
-                        return [_a_at, a_rs, a_ks, b_at, n_, c_at, n_, k_, cols]
-                    _blocks(wb, kernels[rows], v0, v1, block)
+            wb.call(driver, [a_at, a_rs, a_ks, b_at, n_, c_at, m_, k_, j0, j1])
         if epilogue is not None:
             # the item's columns of every row, just written (still in L1)
             rows0 = wb.mul(p, m_)
             epilogue_rows(wkb, wc, epilogue, rows0, wb.add(rows0, m_), j0, j1)
 
     parallel_for(kb, n_items, work_ns, body, args=[per_batch, n_vec, k_dim], name="gemv")
-
-
-def _row_group(b, m, rows, larger):
-    """[start, stop) of the rows taken in groups of `rows` (a power of two) after those in
-    groups of `larger` (twice as many, or None): with 4, 2, 1 the ranges [0, m & -4),
-    [m & -4, m & -2), [m & -2, m)."""
-    start = h.i64(0) if larger is None else b.and_(m, h.i64(-larger))
-    return start, b.and_(m, h.i64(-rows))
-
-
-def _dot_item(b, kernels, a, bm, c, dtype, a_base, p, m, n, k, j0, j1):
-    """B transposed: outputs C[p, :, j0:j1] with the dot tiles (rows in groups of 2, then
-    1; columns in blocks of the tile's width, then one at a time)."""
-    b_base = h.mul(b, p, h.mul(b, n, k))
-    c_base = h.mul(b, p, h.mul(b, m, n))
-    for (rows, _), (larger, _) in zip(DOT_TILES, ((None, None),) + DOT_TILES):
-        start, stop = _row_group(b, m, rows, larger)
-        (_, single), (width, wide) = kernels[rows]
-        with h.counted_loop(b, stop, start=start, step=rows, name=f"dr{rows}") as i:
-            a_at = h.element_ptr(b, a, h.add(b, a_base, h.mul(b, i, k)), dtype)
-            c_row = h.add(b, c_base, h.mul(b, i, n))
-            whole = b.add(j0, b.mul(b.sdiv(b.sub(j1, j0), h.i64(width)), h.i64(width)))
-            for kernel, lo, hi, step in ((wide, j0, whole, width), (single, whole, j1, 1)):
-                with h.counted_loop(b, hi, start=lo, step=step, name=f"dj{rows}") as j:
-                    b_at = h.element_ptr(b, bm, h.add(b, b_base, h.mul(b, j, k)), dtype)
-                    c_at = h.element_ptr(b, c, h.add(b, c_row, j), dtype)
-                    b.call(kernel, [a_at, k, b_at, k, c_at, n, k])
 
 
 def _blocks(b, kernels, v0, v1, block_args):
