@@ -120,29 +120,3 @@ def apply(epilogue: Optional[Epilogue], b: ir.IRBuilder, value: ir.Value,
         found = getattr(out, "type", type(out).__name__)
         raise TypeError(f"epilogue must return a value of type {value.type}, returned {found}")
     return out
-
-
-def epilogue_rows(kb, c, epilogue: Epilogue, lo: ir.Value, hi: ir.Value,
-                  j0: ir.Value = None, j1: ir.Value = None) -> None:
-    """C[r, j0:j1] = epilogue(C[r, j0:j1]) for the rows r in [lo, hi) of a matmul output `c`
-    (rows of all batch entries counted row-major, columns j0..j1 by default the whole row):
-    W lanes at a time along the row, the last vector masked. For the passes that contraction
-    kernels run over a block of C they just finished."""
-    b = kb.b
-    width = kb.target.vector_width(c.dtype.itemsize)
-    vt = ir.VectorType(h.register_type(c.dtype), width)
-    m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
-    j0 = h.i64(0) if j0 is None else j0
-    j1 = n if j1 is None else j1
-    lane_ids = ir.Constant(ir.VectorType(h.I64, width), [h.i64(k) for k in range(width)])
-    esize = c.dtype.itemsize
-    with h.counted_loop(b, hi, start=lo, name="ep") as r:
-        p, i = b.sdiv(r, m), b.srem(r, m)
-        row = h.mul(b, r, n)
-        with h.counted_loop(b, j1, start=j0, step=width, name="epj") as j:
-            mask = b.icmp_signed("<", b.add(h.splat(b, j, width), lane_ids), h.splat(b, j1, width))
-            at = h.add(b, row, j)
-            ptr = h.element_ptr(b, c.ptr, at, c.dtype)
-            site = OutputSite((p, i, j), at, width, 2, h.i64(1), mask)
-            masked_store(b, apply(epilogue, b, masked_load(b, ptr, vt, mask, esize), site), ptr,
-                         mask, esize)

@@ -15,8 +15,8 @@ cache's full rate and each core reading the same part of B call after call:
 - Code size matters (every module with a matmul whose rows are symbolic carries this path,
   training steps included): the tiles and the loops over rows and column blocks are
   internal functions per dtype (`row_driver`, `dot_driver`), shared by every few-rows
-  matmul of the module; each matmul adds only its worker, which splits the columns and
-  runs the fused epilogue (bias, activation) on the block just stored, while it is in L1.
+  matmul of the module; each matmul adds only its worker, which splits the columns. A fused
+  epilogue (bias, activation) is matmul.py's pass over C, shared with the gemm path.
 
 B transposed (stored N x K, as ONNX's Gemm with transB and PyTorch's Linear keep weights):
 each output is a dot product of a row of A with a row of B, both contiguous, so the vectors
@@ -33,7 +33,7 @@ import llvmlite.ir as ir
 
 from .. import threads
 from . import helpers as h
-from .epilogue import Epilogue, epilogue_rows, masked_load, masked_store
+from .epilogue import masked_load, masked_store
 from .kernel import Buffer, KernelBuilder
 from .parallel import parallel_for
 from .reduce import horizontal
@@ -267,9 +267,9 @@ def dot_driver(module: ir.Module, ftype: ir.Type, width: int) -> ir.Function:
 
 
 def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: bool,
-              transpose_b: bool = False, epilogue: Epilogue = None) -> None:
-    """C[p] = op(A[p]) @ op(B[p]) for few rows (see the module docstring), epilogue fused.
-    B transposed needs A not transposed (its rows contiguous along k)."""
+              transpose_b: bool = False) -> None:
+    """C[p] = op(A[p]) @ op(B[p]) for few rows (see the module docstring). B transposed
+    needs A not transposed (its rows contiguous along k)."""
     if transpose_b and transpose_a:
         raise ValueError("gemv's dot form needs A's rows contiguous (transpose_a False)")
     b = kb.b
@@ -304,10 +304,6 @@ def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: 
         else:
             a_rs, a_ks = (h.i64(1), m_) if transpose_a else (k_, h.i64(1))
             wb.call(driver, [a_at, a_rs, a_ks, b_at, n_, c_at, m_, k_, j0, j1])
-        if epilogue is not None:
-            # the item's columns of every row, just written (still in L1)
-            rows0 = wb.mul(p, m_)
-            epilogue_rows(wkb, wc, epilogue, rows0, wb.add(rows0, m_), j0, j1)
 
     parallel_for(kb, n_items, work_ns, body, args=[per_batch, n_vec, k_dim], name="gemv")
 

@@ -4,9 +4,8 @@ Float matmuls use the packed, register-tiled, threaded gemm of gemm.py; an epilo
 applied by one vectorised pass over C (`<W x T>` along the columns, masked at the row end),
 in this kernel's own function, because the gemm's workers run on other threads in functions
 of their own. Products with few rows (batch-1 inference) take gemv.py instead, which reads
-B in place and applies the epilogue itself; with symbolic rows the choice is made at run
-time. Integer matmuls (and the reference form kept for study) use the loop nest
-below, correct for every flag combination:
+B in place; with symbolic rows the choice is made at run time. Integer matmuls (and the
+reference form kept for study) use the loop nest below, correct for every flag combination:
 - transpose_b = False: i-k-j order. C's row is zeroed, then for each k the row of B (contiguous
   in j) is scaled by A[i,k] and added: the inner loop is a contiguous, vectorisable axpy.
 - transpose_b = True: B is stored N x K, so each C[i,j] is a dot product over k, contiguous
@@ -19,7 +18,7 @@ from __future__ import annotations
 import llvmlite.ir as ir
 
 from . import helpers as h
-from .epilogue import Epilogue, OutputSite, apply, epilogue_rows
+from .epilogue import Epilogue, OutputSite, apply, masked_load, masked_store
 from .gemm import emit_gemm
 from .gemv import SMALL_M, emit_gemv
 from .kernel import Buffer, KernelBuilder
@@ -39,26 +38,28 @@ def emit_matmul(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a
     each finished output value to the value stored, with coords (batch, row, col)."""
     if c.dtype.is_float:
         rows = c.shape[-2]
-        # few rows: gemv.py (its dot form, for B transposed, needs A's rows contiguous)
-        if (transpose_a and transpose_b) or (isinstance(rows, int) and rows >= SMALL_M):
-            _emit_gemm(kb, a, bm, c, transpose_a, transpose_b, epilogue)
+        # few rows: gemv.py (its dot form, for B transposed, needs A's rows contiguous).
+        # Symbolic rows choose at run time, except in a training step: its batch is rarely
+        # below SMALL_M, and carrying both paths cost ~0.2 s of the MLP step's compile.
+        gemm_only = (transpose_a and transpose_b) or (
+            rows >= SMALL_M if isinstance(rows, int) else kb.ctx.updates_params)
+        if gemm_only:
+            emit_gemm(kb, a, bm, c, transpose_a, transpose_b)
         elif isinstance(rows, int):
-            emit_gemv(kb, a, bm, c, transpose_a, transpose_b, epilogue)
+            emit_gemv(kb, a, bm, c, transpose_a, transpose_b)
         else:                                    # symbolic rows: pick at run time
             b = kb.b
             with b.if_else(b.icmp_signed("<", kb.dim(rows), h.i64(SMALL_M))) as (few, many):
                 with few:
-                    emit_gemv(kb, a, bm, c, transpose_a, transpose_b, epilogue)
+                    emit_gemv(kb, a, bm, c, transpose_a, transpose_b)
                 with many:
-                    _emit_gemm(kb, a, bm, c, transpose_a, transpose_b, epilogue)
+                    emit_gemm(kb, a, bm, c, transpose_a, transpose_b)
+        # one epilogue pass for both (a copy per path cost compile time in every module with
+        # a symbolic-row matmul; with few rows the pass is one short row, still in L1)
+        if epilogue is not None:
+            _epilogue_pass(kb, c, epilogue)
         return
     emit_loop_matmul(kb, a, bm, c, transpose_a, transpose_b, epilogue)
-
-
-def _emit_gemm(kb, a, bm, c, transpose_a, transpose_b, epilogue):
-    emit_gemm(kb, a, bm, c, transpose_a, transpose_b)
-    if epilogue is not None:
-        _epilogue_pass(kb, c, epilogue)
 
 
 EPILOGUE_CHUNK = 8192          # elements per parallel item of the epilogue pass, about
@@ -79,9 +80,28 @@ def _epilogue_pass(kb: KernelBuilder, c: Buffer, epilogue: Epilogue) -> None:
         lo = wb.mul(item, args[0])
         hi = wb.add(lo, args[0])
         hi = wb.select(wb.icmp_signed("<", hi, args[1]), hi, args[1])
-        epilogue_rows(wkb, wkb.remap(c), epilogue, lo, hi)
+        _epilogue_rows(wkb, wkb.remap(c), epilogue, lo, hi)
     # ~ 1 ns per element: worth threads from a few tens of thousands of elements
     parallel_for(kb, items, b.mul(rows, n), body, args=[chunk, rows], name="epi")
+
+
+def _epilogue_rows(kb, c: Buffer, epilogue: Epilogue, lo, hi) -> None:
+    b = kb.b
+    width = kb.target.vector_width(c.dtype.itemsize)
+    vt = ir.VectorType(h.register_type(c.dtype), width)
+    m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
+    lane_ids = ir.Constant(ir.VectorType(h.I64, width), [h.i64(k) for k in range(width)])
+    esize = c.dtype.itemsize
+    with h.counted_loop(b, hi, start=lo, name="ep") as r:
+        p, i = b.sdiv(r, m), b.srem(r, m)
+        row = h.mul(b, r, n)
+        with h.counted_loop(b, n, step=width, name="epj") as j:
+            mask = b.icmp_signed("<", b.add(h.splat(b, j, width), lane_ids), h.splat(b, n, width))
+            at = h.add(b, row, j)
+            ptr = h.element_ptr(b, c.ptr, at, c.dtype)
+            site = OutputSite((p, i, j), at, width, 2, h.i64(1), mask)
+            masked_store(b, apply(epilogue, b, masked_load(b, ptr, vt, mask, esize), site), ptr,
+                         mask, esize)
 
 
 def emit_loop_matmul(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: bool,

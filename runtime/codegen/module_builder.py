@@ -30,6 +30,7 @@ class ModuleContext:
         self.module = module
         self.target = target
         self.symbols = tuple(symbols)
+        self.updates_params = False     # a training step (outputs written into params)
         self._globals: dict = {}
 
     def constant_global(self, array: np.ndarray) -> ir.GlobalVariable:
@@ -108,6 +109,8 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
         m.graphc_part = k
         modules.append(m)
     ctxs = [ModuleContext(m, target, plan.symbols) for m in modules]
+    for c in ctxs:
+        c.updates_params = bool(plan.updates)
     sizes = [0] * parts
     # part 0 also holds the entry and arena functions (~ this many instructions)
     sizes[0] = 25 * len(plan.kernel_nodes) + 20 * len(plan.slots)

@@ -149,3 +149,29 @@ def test_gemv_nan_and_inf_propagate():
     (got,) = fns[0](a, bm, N=1)
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(got, a @ bm)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_symbolic_rows_take_gemv_only_outside_training_steps(training):
+    """A training step (outputs written into params) carries only the gemm for matmuls with
+    symbolic rows (compile time); inference carries both and picks at run time. Results
+    agree with the interpreter either way, at 1 row and at many."""
+    import graphc
+    from ir import Graph, emit, run
+    g = Graph("step" if training else "predict")
+    x = g.add_input("x", TensorType(("N", 20), "f32"))
+    w0 = np.random.default_rng(0).standard_normal((20, 30)).astype(np.float32)
+    w = g.add_input("w", TensorType((20, 30), "f32"), "param", w0)
+    y = emit(g, "matmul", [x, w], {"transpose_a": False, "transpose_b": False})
+    g.add_output(y, "y")
+    if training:
+        total = emit(g, "reduce_sum", [x], {"axes": (0,), "keepdims": False})      # f32[20]
+        step = emit(g, "broadcast", [total], {"shape": (20, 30), "dims": (0,)})
+        g.add_output(emit(g, "sub", [w, step]), "w_new", updates="w")
+    exe = graphc.compile(g, opt_level=0)
+    assert ("graphc.gemv" in exe.llvm_ir_unoptimized) == (not training)
+    for n in (1, 12):
+        xs = np.random.default_rng(n).standard_normal((n, 20)).astype(np.float32)
+        want = run(g, {"x": xs, "w": exe.params["w"].copy()})["y"]
+        got = exe(xs)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
