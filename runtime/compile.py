@@ -173,9 +173,12 @@ def _compile(graph: Graph, target: Target, options: CompileOptions, key=None) ->
     t1 = time.perf_counter()
     if jit is None:
         parts = parallel_compile.parts_for(len(plan.kernel_nodes))
-        texts = [str(m) for m in build_modules(graph, plan, target, options.profile, parts)]
+        modules = build_modules(graph, plan, target, options.profile, parts)
         t1 = time.perf_counter()
-        jit = JitModule(texts if len(texts) > 1 else texts[0], target, options.opt_level)
+        # the modules themselves: each part's text is printed by the process compiling it
+        jit = JitModule(modules, target, options.opt_level,
+                        lambda: [str(m) for m in build_modules(graph, plan, target,
+                                                               options.profile, parts)])
         if disk_key is not None:
             objcache.store(disk_key, parallel_compile.pack_objects(jit.object_codes()))
     entry = ENTRY_TYPE(jit.address(abi.ENTRY_NAME))

@@ -15,6 +15,7 @@ import threading
 import time
 
 import llvmlite.binding as llvm
+import llvmlite.ir as llvm_ir
 
 from ir import CompileError
 
@@ -42,34 +43,46 @@ class JitModule:
     """Native code in this process, from IR text (`JitModule(text or [part texts], ...)`) or
     from cached object files (`JitModule.from_object`)."""
 
-    def __init__(self, ir_text, target: Target, opt_level: int = 2):
+    def __init__(self, ir_text, target: Target, opt_level: int = 2, ir_source=None):
+        """`ir_text`: the module as IR text or llvmlite.ir module, or a list of its parts.
+        `ir_source()`, if given, returns the part texts again (rebuilt on request) so that
+        parts given as modules need not be kept for `ir_unoptimized`."""
         initialise_llvm()
         _load_libm()
-        threads.ensure_pool()
         self.target = target
         self.opt_level = opt_level
-        parts = [ir_text] if isinstance(ir_text, str) else list(ir_text)
-        self._parts = parts
-        self._ir_source, self._ir_optimized, self._asm = None, None, None
+        parts = [ir_text] if isinstance(ir_text, (str, llvm_ir.Module)) else list(ir_text)
+        self._ir_source, self._ir_optimized, self._asm = ir_source, None, None
         self._ir_optimized_module = None
-        self._ir_unoptimized = parts[0] if len(parts) == 1 else None
+        self._ir_unoptimized = None
         self.timings: dict = {}
         t0 = time.perf_counter()
         if len(parts) == 1:
-            mod, obj = parallel_compile.compile_one(parts[0], target, opt_level)
+            threads.ensure_pool()
+            text = parallel_compile.text_of(parts[0])
+            mod, obj = parallel_compile.compile_one(text, target, opt_level)
             objects = [obj]
+            self._ir_unoptimized = text
             self._ir_optimized_module = mod      # printed only when someone asks for it
             with LLVM_LOCK:
-                self._check_symbols([mod])
+                self._check_symbols([_Symbols.of_parsed(mod)])
         else:
-            with LLVM_LOCK:
-                self._check_symbols([parallel_compile.parse(t) for t in parts])
-            mod, objects = parallel_compile.compile_parts(parts, target, opt_level)
+            def while_children_compile():        # the pool and the check overlap them
+                threads.ensure_pool()
+                with LLVM_LOCK:
+                    self._check_symbols([_Symbols.of(p) for p in parts])
+            objects = parallel_compile.compile_parts(parts, target, opt_level,
+                                                     while_children_compile)
+        # kept for ir_unoptimized: texts, or modules only when they cannot be rebuilt
+        self._parts = (None if ir_source is not None and not all(isinstance(p, str)
+                                                                  for p in parts)
+                       else parts)
         t1 = t2 = time.perf_counter()
         # machine code once, as object files: loaded below, and reusable by the on-disk
         # cache without a second codegen
         self._objects = objects
-        self._load(objects, has_threads=any(threads.NUM_THREADS_GLOBAL in t for t in parts))
+        self._load(objects, has_threads=any(_Symbols.mentions(p, threads.NUM_THREADS_GLOBAL)
+                                            for p in parts))
         t3 = time.perf_counter()
         self.timings.update(optimise_and_codegen=t1 - t0, load=t3 - t2, parts=len(parts))
 
@@ -109,6 +122,7 @@ class JitModule:
     def _linked_text(self, parts: list) -> str:
         """One module's text from the part texts (LLVM's linker renames the duplicated
         internal helpers and resolves the cross-part calls)."""
+        parts = [parallel_compile.text_of(p) for p in parts]
         if len(parts) == 1:
             return parts[0]
         with LLVM_LOCK:
@@ -147,10 +161,11 @@ class JitModule:
         self._ir_optimized = text
 
     @staticmethod
-    def _check_symbols(mods: list) -> None:
+    def _check_symbols(parts: list) -> None:
+        """`parts`: the _Symbols of every part."""
         missing = []
-        defined = {f.name for mod in mods for f in mod.functions if not f.is_declaration}
-        names = {f.name for mod in mods for f in mod.functions if f.is_declaration} - defined
+        defined = {name for p in parts for name in p.functions_defined}
+        names = {name for p in parts for name in p.functions_declared} - defined
         for name in sorted(names | set(_LIBM_NAMES)):
             if name.startswith("llvm."):
                 continue
@@ -161,9 +176,8 @@ class JitModule:
                                "process does not provide (libm not found?)")
         # a global one part declares and no part defines would load as address 0 (MCJIT
         # does not fail): the parts of a module must define what they share
-        defined = {g.name for mod in mods for g in mod.global_variables if not g.is_declaration}
-        lost = sorted({g.name for mod in mods for g in mod.global_variables
-                       if g.is_declaration} - defined)
+        defined = {name for p in parts for name in p.globals_defined}
+        lost = sorted({name for p in parts for name in p.globals_declared} - defined)
         lost = [name for name in lost if not llvm.address_of_symbol(name)]
         if lost:
             raise CompileError(f"generated code declares global(s) {', '.join(lost)} that no "
@@ -201,3 +215,33 @@ class JitModule:
             return self._objects[0]
         with LLVM_LOCK:
             return self.target.emit_object(llvm.parse_assembly(self.ir_optimized))
+
+
+class _Symbols:
+    """The functions and globals a part defines and declares, read from the llvmlite.ir
+    module it was built as (no printing, no parsing) or from a parsed module."""
+
+    def __init__(self, functions: list, globals_: list):
+        self.functions_defined = [n for n, declared in functions if not declared]
+        self.functions_declared = [n for n, declared in functions if declared]
+        self.globals_defined = [n for n, declared in globals_ if not declared]
+        self.globals_declared = [n for n, declared in globals_ if declared]
+
+    @classmethod
+    def of(cls, part) -> "_Symbols":
+        if isinstance(part, str):
+            return cls.of_parsed(parallel_compile.parse(part))
+        values = part.global_values
+        return cls([(v.name, v.is_declaration) for v in values
+                    if isinstance(v, llvm_ir.Function)],
+                   [(v.name, v.initializer is None) for v in values
+                    if isinstance(v, llvm_ir.GlobalVariable)])
+
+    @classmethod
+    def of_parsed(cls, mod) -> "_Symbols":
+        return cls([(f.name, f.is_declaration) for f in mod.functions],
+                   [(g.name, g.is_declaration) for g in mod.global_variables])
+
+    @staticmethod
+    def mentions(part, name: str) -> bool:
+        return name in part if isinstance(part, str) else name in part.globals

@@ -3,16 +3,21 @@
 llvmlite serialises every call into LLVM behind one process-wide lock, so a module's
 optimisation and code generation use one core however many there are. A big graph's module
 is therefore built as PARTS (module_builder.build_modules: the entry function and some
-kernels in part 0, the other kernels, with external linkage, in the others); part 0 is
-compiled here while each other part is compiled in a child made with fork(), which sends
-back its object file through a pipe. All objects are then loaded into one MCJIT engine,
-which links the entry's calls to the kernels of the other parts.
+kernels in part 0, the other kernels, with external linkage, in the others), and compiled
+by this process and by children made with fork() at the same time. The parts are a queue
+(a pipe holding their indices, biggest first): each process takes the next part when it is
+done with one, so however unequal the parts' LLVM costs are (a gemm worker of 200
+instructions can cost more than a fused kernel of 1400), the processes finish close
+together. A child sends back the object files of the parts it took through a pipe. All
+objects are then loaded into one MCJIT engine, which links the calls between the parts.
+A part may be given as an llvmlite.ir module: the process compiling it prints its IR text
+(printing is a good part of a compile's Python time).
 
-A child that fails, or is still busy well after part 0 is done (CHILD_PATIENCE), is killed
-and its part compiled here instead: splitting can only change how long a compile takes,
-never its result. Forking is done only while no other Python thread runs (its locks would
-stay held in the child); otherwise, and with GRAPHC_PARALLEL_COMPILE=0, every module is one
-part.
+A child that fails, or is still busy well after this process ran out of parts
+(CHILD_PATIENCE), is killed and the parts it took are compiled here instead: splitting can
+only change how long a compile takes, never its result. Forking is done only while no other
+Python thread runs (its locks would stay held in the child); otherwise, and with
+GRAPHC_PARALLEL_COMPILE=0, every module is one part.
 """
 from __future__ import annotations
 
@@ -31,7 +36,14 @@ from .target import LLVM_LOCK
 
 ENV_VAR = "GRAPHC_PARALLEL_COMPILE"
 MIN_KERNELS = 8                  # fewer kernels: one part (a fork is not free)
-CHILD_PATIENCE = (5.0, 3.0)      # wait for a child at least 5 s, else 3x this part's time
+MAX_PROCESSES = 2                # this process and one child
+PARTS_PER_PROCESS = 2            # more parts than processes: the queue evens out the work
+KERNELS_PER_PART = 4             # ... but not parts of one or two kernels
+CHILD_PATIENCE = (5.0, 3.0)      # wait for a child at least 5 s, else 3x our own LLVM time
+
+
+def processes() -> int:
+    return max(1, min(threads.available_cpus(), MAX_PROCESSES))
 
 
 def parts_for(n_kernels: int) -> int:
@@ -41,7 +53,10 @@ def parts_for(n_kernels: int) -> int:
         return 1
     if not hasattr(os, "fork") or n_kernels < MIN_KERNELS or not _only_our_threads():
         return 1
-    return max(1, min(threads.available_cpus(), 2))
+    procs = processes()
+    if procs < 2:
+        return 1
+    return max(procs, min(PARTS_PER_PROCESS * procs, n_kernels // KERNELS_PER_PART))
 
 
 def _only_our_threads() -> bool:
@@ -61,6 +76,11 @@ def parse(text: str):
     return mod
 
 
+def text_of(part) -> str:
+    """The IR text of a part (given as text or as an llvmlite.ir module)."""
+    return part if isinstance(part, str) else str(part)
+
+
 def compile_one(text: str, target, opt_level: int):
     """(optimised module, object bytes) of one part, in this process."""
     with LLVM_LOCK:
@@ -69,25 +89,56 @@ def compile_one(text: str, target, opt_level: int):
         return mod, target.emit_object(mod, opt_level)
 
 
-def compile_parts(texts: list, target, opt_level: int) -> tuple:
-    """(optimised module of part 0, [object bytes of every part]): part 0 here, the others in
-    forked children at the same time."""
+def _cost(part) -> int:
+    """Estimated LLVM time of a part (module_builder.llvm_cost; text: its length)."""
+    if isinstance(part, str):
+        return len(part)
+    return getattr(part, "graphc_cost", 0)
+
+
+def compile_parts(parts: list, target, opt_level: int, before=None) -> list:
+    """[object bytes of every part], compiled by this process and forked children taking
+    parts from one queue. `before()`, if given, runs here once the children are started
+    (work of ours that does not need any part's code: it overlaps theirs)."""
+    order = sorted(range(len(parts)), key=lambda i: -_cost(parts[i]))
+    queue_r, queue_w = os.pipe()
+    os.write(queue_w, bytes(order))
+    os.close(queue_w)                 # an empty queue then reads as end of file
     children = []
-    with LLVM_LOCK:            # no other thread of ours is inside LLVM while we fork
-        for text in texts[1:]:
-            children.append(_spawn(text, target, opt_level))
-    start = time.monotonic()
-    mod0, obj0 = compile_one(texts[0], target, opt_level)
-    # the parts are balanced: a child far slower than this part is stuck, not busy
+    try:
+        with LLVM_LOCK:               # no other thread of ours is inside LLVM while we fork
+            for _ in range(processes() - 1):
+                children.append(_spawn(parts, queue_r, target, opt_level))
+        if before is not None:
+            before()
+        start = time.monotonic()
+        objects = {}
+        while (i := _take(queue_r)) is not None:
+            objects[i] = compile_one(text_of(parts[i]), target, opt_level)[1]
+    except BaseException:
+        for pid, fd in children:      # our error, not theirs: do not leave them running
+            _collect(pid, fd, 0.0)
+        raise
+    finally:
+        os.close(queue_r)
+    # a child still busy long after we ran out of parts is stuck, not busy
     patience = max(CHILD_PATIENCE[0], CHILD_PATIENCE[1] * (time.monotonic() - start))
-    objects = [obj0]
-    for (pid, fd), text in zip(children, texts[1:]):
-        data = _collect(pid, fd, patience)
-        objects.append(data if data is not None else compile_one(text, target, opt_level)[1])
-    return mod0, objects
+    for pid, fd in children:
+        objects.update(_collect(pid, fd, patience))
+    for i in range(len(parts)):       # parts a failed or stuck child took
+        if i not in objects:
+            objects[i] = compile_one(text_of(parts[i]), target, opt_level)[1]
+    return [objects[i] for i in range(len(parts))]
 
 
-def _spawn(text: str, target, opt_level: int):
+def _take(queue_fd: int):
+    """The index of the next part nobody has taken yet, or None (one byte per part: reads
+    of one byte from a pipe are atomic, so no two processes get the same part)."""
+    got = os.read(queue_fd, 1)
+    return got[0] if got else None
+
+
+def _spawn(parts: list, queue_fd: int, target, opt_level: int):
     from . import pool
     read_fd, write_fd = os.pipe()
     pool.POOL.forking_compiler = True         # the child must not restart the pool's threads
@@ -95,13 +146,17 @@ def _spawn(text: str, target, opt_level: int):
         pid = os.fork()
     finally:
         pool.POOL.forking_compiler = False
-    if pid == 0:                              # child: compile, send the object, leave
+    if pid == 0:                              # child: compile parts, send the objects, leave
         code = 1
         try:
             os.close(read_fd)
-            _, obj = compile_one(text, target, opt_level)
-            payload = struct.pack("<Q", len(obj)) + obj
-            view = memoryview(payload)
+            # kept until the queue is empty: a write could block until the parent reads,
+            # which it does only when it runs out of parts itself
+            done = []
+            while (i := _take(queue_fd)) is not None:
+                done.append((i, compile_one(text_of(parts[i]), target, opt_level)[1]))
+            payload = b"".join(struct.pack("<IQ", i, len(obj)) + obj for i, obj in done)
+            view = memoryview(struct.pack("<Q", len(payload)) + payload)
             while view:
                 view = view[os.write(write_fd, view):]
             code = 0
@@ -111,9 +166,9 @@ def _spawn(text: str, target, opt_level: int):
     return pid, read_fd
 
 
-def _collect(pid: int, fd: int, patience: float):
-    """The child's object bytes, or None if it failed or did not finish within `patience`
-    seconds (it is then killed)."""
+def _collect(pid: int, fd: int, patience: float) -> dict:
+    """{part index: object bytes} the child compiled; empty if it failed or did not finish
+    within `patience` seconds (it is then killed)."""
     chunks, deadline = [], time.monotonic() + patience
     ok = False
     try:
@@ -136,9 +191,16 @@ def _collect(pid: int, fd: int, patience: float):
     _, status = os.waitpid(pid, 0)
     data = b"".join(chunks)
     if not ok or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0 or len(data) < 8:
-        return None
+        return {}
     (n,) = struct.unpack("<Q", data[:8])
-    return data[8:] if len(data) == 8 + n else None
+    if len(data) != 8 + n:
+        return {}
+    out, at = {}, 8
+    while at < len(data):
+        i, size = struct.unpack("<IQ", data[at:at + 12])
+        out[i] = data[at + 12:at + 12 + size]
+        at += 12 + size
+    return out if at == len(data) else {}
 
 
 def pack_objects(objects: list) -> bytes:

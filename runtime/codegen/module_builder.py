@@ -85,8 +85,24 @@ def build_module(graph: Graph, plan: BufferPlan, target, profile: bool = False) 
     return build_modules(graph, plan, target, profile, 1)[0]
 
 
-def _instructions(module: ir.Module) -> int:
-    return sum(len(block.instructions) for f in module.functions for block in f.blocks)
+LOOP_COST = 40        # instructions a loop is worth (see llvm_cost)
+
+
+def llvm_cost(functions) -> int:
+    """A rough estimate of LLVM's time on `functions`, in instructions: each loop counts as
+    LOOP_COST more, since LLVM's loop passes (vectoriser, unroller, strength reduction) do
+    most of the work and a short scalar loop can cost more than a long straight run. Fitted
+    on the W1/W3 training steps' functions; used to balance the parts of a module."""
+    cost = 0
+    for fn in functions:
+        index = {id(block): k for k, block in enumerate(fn.blocks)}
+        for k, block in enumerate(fn.blocks):
+            cost += len(block.instructions)
+            term = block.terminator
+            if term is not None:
+                cost += LOOP_COST * sum(1 for op in term.operands
+                                        if index.get(id(op), k + 1) <= k)   # a back edge
+    return cost
 
 
 def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
@@ -94,8 +110,11 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
     """The module of `graph`, as `parts` modules compiled side by side
     (runtime/parallel_compile.py): part 0 holds the entry and arena functions and some
     kernels; each kernel goes to the part with the fewest instructions so far, and a kernel
-    outside part 0 has external linkage (`graphc.k<i>.<op>`) and is declared in part 0. Each
-    part has its own copies of the shared helpers (micro-kernels, workers) it uses.
+    outside part 0 has external linkage (`graphc.k<i>.<op>`) and is declared in part 0. A
+    helper that kernels share (SHARED_HELPERS: gemm micro-kernels and workers) is defined
+    once, with external linkage, by the first part that needs it, and declared in the
+    others, so LLVM optimises and compiles it once (a copy per part cost ~0.1 s of a
+    training step's compile).
 
     `profile`: the entry reads the cycle counter around every kernel call and adds (cycles,
     calls) into the exported i64 array `graphc_profile` (two words per kernel node, in
@@ -112,9 +131,11 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
     for c in ctxs:
         c.updates_params = bool(plan.updates)
     sizes = [0] * parts
-    # part 0 also holds the entry and arena functions (~ this many instructions)
+    # part 0 also holds the entry and arena functions (~ this many instructions: counted
+    # when they are done, so this only steers the first kernels away from part 0)
     sizes[0] = 25 * len(plan.kernel_nodes) + 20 * len(plan.slots)
     module, ctx = modules[0], ctxs[0]
+    shared: set = set()                  # names of the shared helpers defined so far
     table = abi.ArgTable(len(plan.data_inputs), len(plan.returned), len(plan.params))
     _emit_arena_bytes_function(module, plan)
 
@@ -171,7 +192,7 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
         node = graph.nodes[i]
         part = min(range(parts), key=lambda j: sizes[j])
         kctx = ctxs[part]
-        before = _instructions(kctx.module)
+        before = len(kctx.module.functions)
         name = f"k{i}.{node.op}" if part == 0 else f"graphc.k{i}.{node.op}"
         kb = KernelBuilder(kctx, name, [spec(v) for v in node.inputs],
                            [spec(v) for v in node.outputs])
@@ -181,7 +202,9 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
         except GraphcError as e:
             raise e.with_loc(node.loc) from None
         kb.finish()
-        sizes[part] += _instructions(kctx.module) - before
+        sizes[part] += llvm_cost(kctx.module.functions[before:])
+        if parts > 1:
+            _share_new_helpers(modules, part, shared)
         callee = kb.function
         if part:                                   # defined in another part: declare it here
             callee.linkage = ""
@@ -214,7 +237,28 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
     b.ret(h.i32(0))
     if any(threads.NUM_THREADS_GLOBAL in m.globals for m in modules[1:]):
         threads.threads_global(module)     # the other parts only declare it: define it here
+    for m in modules:                      # parallel_compile.py compiles the costliest first
+        m.graphc_cost = llvm_cost(m.functions)
     return modules
+
+
+# Helpers whose name encodes everything they are built from (gemm.py looks them up by name
+# before building them), so one definition serves every part of a module.
+SHARED_HELPERS = ("graphc.ukr.", "graphc.gemm.")
+
+
+def _share_new_helpers(modules: list, part: int, shared: set) -> None:
+    """Give the shared helpers `modules[part]` just defined external linkage and declare them
+    in every other part: a later kernel there finds the declaration (gemm.py returns an
+    existing function of that name) and calls this definition instead of building a copy."""
+    for fn in modules[part].functions:
+        if fn.name in shared or fn.is_declaration or not fn.name.startswith(SHARED_HELPERS):
+            continue
+        shared.add(fn.name)
+        fn.linkage = ""
+        for k, other in enumerate(modules):
+            if k != part and fn.name not in other.globals:
+                ir.Function(other, fn.function_type, name=fn.name)
 
 
 def _profile_counters(module: ir.Module, slots: int) -> ir.GlobalVariable:
