@@ -13,7 +13,9 @@ Semantics (decided here, documented for users):
   can share one store (`Executable(compiled, graph, params=other.param_store)`): a model's
   train step and predict graphs then read and update the same buffers.
 - Every argument is checked before native code runs (runtime/arguments.py); non-contiguous or
-  misaligned arrays are copied, never rejected.
+  misaligned arrays are copied, never rejected. A later call whose arrays have shapes a full
+  check accepted (and are dense, aligned and of the exact dtypes) reuses that check: in C
+  when the extension is built (runtime/boundary.py, `_native`), else in `_fast_call`.
 - Outputs that update a param (graph.aliases) are written in place into that param's buffer
   after the whole graph ran, and are NOT returned; the call returns the other outputs as
   fresh arrays (or writes them into `out=`).
@@ -27,6 +29,7 @@ Semantics (decided here, documented for users):
 from __future__ import annotations
 
 import ctypes
+from functools import partial
 from typing import Mapping, Optional
 
 import numpy as np
@@ -36,7 +39,7 @@ from ir.constraints import dim_constraints
 from ir.graph import Graph
 from ir.symbolic import evaluate
 
-from . import abi
+from . import abi, boundary
 from . import profile as profiling
 from .arguments import ArgumentChecker, check_out_array
 from .compile import CompiledGraph
@@ -86,6 +89,23 @@ class _CallContext:
         self.binding = env
 
 
+def _status_error(graph: Graph, status: int, kind: int, value: int, bound: int,
+                  axis: int) -> GraphcError:
+    """The ExecutionError for a non-zero status of the entry (node status-1 failed) and its
+    error words (also called by the C boundary: it must not hold the Executable)."""
+    node = graph.nodes[status - 1]
+    if kind == 1:
+        msg = (f"{node.op}: index {value} is out of range [0, {bound}) on axis {axis} "
+               f"(node %{node.outputs[0].name})")
+    elif kind == 2:
+        msg = (f"{node.op}: axis {axis} is empty; there is no maximum to index "
+               f"(node %{node.outputs[0].name})")
+    else:
+        msg = (f"{node.op}: native code reported error kind {kind} "
+               f"(node %{node.outputs[0].name})")
+    return ExecutionError(msg, node.loc)
+
+
 class Executable:
     def __init__(self, compiled: CompiledGraph, graph: Graph,
                  params: Optional[ParamStore] = None):
@@ -113,13 +133,27 @@ class Executable:
         self._bindings: dict = {}             # symbol values -> (output shapes, arena bytes)
         self._accepted: dict = {}             # argument shapes a full check accepted
         self._input_dtypes = [np.dtype(v.type.dtype.np_dtype) for v in sig.data_inputs]
-        self._pool: list = []
+        self._pool: list = []                 # idle call contexts (when _native is None)
+        # the common call in C (runtime/boundary.py); None: every call takes the Python path
+        self._native = boundary.native_state(
+            compiled, self._input_dtypes, [v.type.rank for v in sig.data_inputs],
+            [dt for _, dt, _ in self._outputs], [len(shape) for _, _, shape in self._outputs],
+            self.output_names, len(self.symbols), self._params,
+            partial(_status_error, graph))
+        self._native_call = None if self._native is None else self._native.call
         self.optimization = None      # the PassResult of graphc.compile's pipeline, if any
 
     # -- calling -------------------------------------------------------------------------------
     def __call__(self, *args, out=None, **named):
         if not named:
-            results = self._fast_call(args, out)
+            native = self._native_call
+            if native is not None:
+                result = native(args, out)      # None: not the common case, check fully
+                if result is not None:
+                    return result
+                results = self._call(args, {}, out)
+            else:
+                results = self._fast_call(args, out)
         else:
             results = self._call(args, named, out)
         if len(results) == 1:
@@ -133,7 +167,8 @@ class Executable:
         binding, output shapes and arena size are that check's. `out=` arrays must match
         exactly (dtype, shape, dense, aligned, writeable) and not overlap an input or the
         parameters (address ranges). Anything else takes `_call` (full checks, clear
-        errors)."""
+        errors). The C extension's `call` (runtime/_boundary.c) does the same natively
+        and replaces this when it is built; this stays the fallback and the reference."""
         dtypes = self._input_dtypes
         if len(args) != len(dtypes):
             return self._call(args, {}, out)
@@ -155,11 +190,7 @@ class Executable:
             outputs = self._fast_out(out, out_specs, args, addresses)
             if outputs is None:
                 return self._call(args, {}, out)
-        pool = self._pool
-        try:
-            ctx = pool.pop()                        # atomic under the GIL
-        except IndexError:
-            ctx = _CallContext(self._table, len(self.symbols), self._param_addresses)
+        ctx = self._acquire()
         try:
             if ctx.binding != env:
                 ctx.bind(env, arena_bytes)
@@ -170,7 +201,7 @@ class Executable:
             if status:
                 raise self._runtime_error(status, ctx.errinfo)
         finally:
-            pool.append(ctx)
+            self._release(ctx)
         return outputs
 
     def run(self, inputs: Mapping, out: Optional[Mapping] = None) -> dict:
@@ -216,10 +247,12 @@ class Executable:
         if self._params.unset:
             self._params.check_all_set()
         shapes, arena_bytes = self._binding(env)
-        if len(self._accepted) < 64:             # remember accepted shapes (_fast_call)
-            key = tuple(a.shape for a in arrays)
+        key = tuple(a.shape for a in arrays)
+        if len(self._accepted) < 64 and key not in self._accepted:   # for the fast paths
             self._accepted[key] = (env, [(shape, dt) for shape, (_, dt, _) in
                                          zip(shapes, self._outputs)], arena_bytes)
+            if self._native is not None:
+                self._native.accept(key, env, tuple(shapes), arena_bytes)
         outputs = self._make_outputs(shapes, out, arrays)
         ctx = self._acquire()
         try:
@@ -272,27 +305,27 @@ class Executable:
         return checked
 
     def _acquire(self) -> _CallContext:
-        try:
-            return self._pool.pop()                 # list.pop/append are atomic under the GIL
-        except IndexError:
-            return _CallContext(self._table, len(self.symbols), self._param_addresses)
+        """An idle call context (the C state's free list when there is one: the native
+        and Python paths share the contexts), or a new one."""
+        if self._native is not None:
+            ctx = self._native.pop_context()
+            if ctx is not None:
+                return ctx
+        else:
+            try:
+                return self._pool.pop()             # list.pop/append are atomic under the GIL
+            except IndexError:
+                pass
+        return _CallContext(self._table, len(self.symbols), self._param_addresses)
 
     def _release(self, ctx: _CallContext) -> None:
-        self._pool.append(ctx)
+        if self._native is not None:
+            self._native.push_context(ctx)
+        else:
+            self._pool.append(ctx)
 
     def _runtime_error(self, status: int, errinfo: np.ndarray) -> GraphcError:
-        node = self.graph.nodes[status - 1]
-        kind, value, bound, axis = (int(x) for x in errinfo)
-        if kind == 1:
-            msg = (f"{node.op}: index {value} is out of range [0, {bound}) on axis {axis} "
-                   f"(node %{node.outputs[0].name})")
-        elif kind == 2:
-            msg = (f"{node.op}: axis {axis} is empty; there is no maximum to index "
-                   f"(node %{node.outputs[0].name})")
-        else:
-            msg = (f"{node.op}: native code reported error kind {kind} "
-                   f"(node %{node.outputs[0].name})")
-        return ExecutionError(msg, node.loc)
+        return _status_error(self.graph, status, *(int(x) for x in errinfo))
 
     # -- parameters ----------------------------------------------------------------------------
     @property
