@@ -9,7 +9,9 @@ Structure (BLIS-like, with A read in place):
 - Per item, for each depth block of KC: the B block (KC x columns) is PACKED into a stack
   buffer, panel by panel (KC rows of NR contiguous, 64-byte-aligned values; columns past N
   are zero). Packing is where transpose_b is absorbed: no transposed copy of B is ever made.
-  Then for each panel and each MR rows, one micro-kernel call.
+  Then for each panel and each MR rows, one micro-kernel call. When K is at most
+  KEEP_SLABS depth blocks, every depth block's pack is kept (a slab each), and a thread
+  whose next item is another row block of the same column block reuses it.
 - Micro-kernel (one internal function per (dtype, MR, NV, B form), shared by every matmul of
   the module): MR x NV vector accumulators held in registers through a k loop; each step
   loads NV vectors of B and broadcasts MR values of A (`llvm.fma`). A is read in place with a
@@ -39,6 +41,7 @@ from .epilogue import masked_load, masked_store
 KC = 256                    # depth block: a packed panel (KC x NR) stays in L1
 MC = 128                    # row block: an A block (MC x KC) stays in L2
 PANELS_PER_BLOCK = 4        # columns per item: PANELS_PER_BLOCK * NR
+KEEP_SLABS = 4              # a worker keeps a column block's packed B for K <= this * KC
 SMALL_M = 8                 # fewer rows than this (and B not transposed): unpacked B
 NV_DIRECT = 4
 CTX_WORDS = 14
@@ -220,6 +223,7 @@ class GemmForm:
         raise NotImplementedError
 
 
+
 class MatmulForm(GemmForm):
     def __init__(self, ta: bool, tb: bool):
         self.ta, self.tb = ta, tb
@@ -267,24 +271,27 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     fn.linkage = "internal"
     ctx, participant = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    pack = None
-    if tile.packed:
-        pack = b.alloca(ir.ArrayType(ftype, KC * nr * PANELS_PER_BLOCK), name="bpack")
-        pack.align = 64
-        pack.type = h.PTR                      # opaque: geps give element pointers
     st = form.setup(b, ctx, ftype)
     m, n, k_dim, n_slices = st["m"], st["n"], st["k"], st["q"]
+    n_kb = _max(b, _ceil_div(b, k_dim, h.i64(KC)), h.i64(1))
+    # With at most KEEP_SLABS depth blocks and one slice, the packed B of a column block
+    # (a slab per depth block) is the same for every row block: a thread that takes the next
+    # row block of the column block it just packed (its home range runs row blocks fastest)
+    # keeps the pack instead of packing B again.
+    keep_all = b.and_(b.icmp_signed("<=", n_kb, h.i64(KEEP_SLABS)),
+                      b.icmp_signed("==", n_slices, h.i64(1)))
+    slab = KC * nr * PANELS_PER_BLOCK
+    pack = None
+    if tile.packed:
+        count = b.mul(b.select(keep_all, n_kb, h.i64(1)), h.i64(slab))
+        pack = b.alloca(ftype, size=count, name="bpack")
+        pack.align = 64
+        pack.type = h.PTR                      # opaque: geps give element pointers
     n_cb, n_rb = ctx_get(b, ctx, _Ctx.N_COL_BLOCKS), ctx_get(b, ctx, _Ctx.N_ROW_BLOCKS)
     row_block, n_items = ctx_get(b, ctx, _Ctx.ROW_BLOCK), ctx_get(b, ctx, _Ctx.N_ITEMS)
     claim = ctx_get(b, ctx, _Ctx.COUNTER, h.PTR)
     cursor = threads.new_cursor(b)
     panels = _ceil_div(b, n, h.i64(nr))
-    n_kb = _max(b, _ceil_div(b, k_dim, h.i64(KC)), h.i64(1))
-    # With one depth block and one slice, the packed B of a column block is the same for
-    # every row block: a thread that takes the next row block of the column block it just
-    # packed (its home range runs row blocks fastest) keeps the pack.
-    one_pack = b.and_(b.icmp_signed("==", n_kb, h.i64(1)),
-                      b.icmp_signed("==", n_slices, h.i64(1)))
     packed_for = b.alloca(h.I64, name="packed.for")
     packed_for.type = h.PTR
     b.store(h.i64(-1), packed_for)
@@ -306,6 +313,8 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     p1 = b.sdiv(b.mul(b.add(cb, h.i64(1)), panels), n_cb)
     i0 = b.mul(rb, row_block)
     i1 = _min(b, m, b.add(i0, row_block))
+    key = b.add(b.mul(p, n_cb), cb)
+    fresh = b.or_(b.not_(keep_all), b.icmp_signed("!=", b.load(packed_for, typ=h.I64), key))
 
     with h.counted_loop(b, n_slices, name="q") as q:
         with h.counted_loop(b, n_kb, name="kb") as kbi:
@@ -314,17 +323,15 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
             accumulate = b.or_(b.icmp_signed(">", kbi, h.i64(0)),
                                b.icmp_signed(">", q, h.i64(0)))
             if tile.packed:
-                key = b.add(b.mul(p, n_cb), cb)
-                fresh = b.or_(b.not_(one_pack),
-                              b.icmp_signed("!=", b.load(packed_for, typ=h.I64), key))
+                bslab = b.gep(pack, [b.mul(b.select(keep_all, kbi, h.i64(0)), h.i64(slab))],
+                              inbounds=True, source_etype=ftype)
                 with b.if_then(fresh):
-                    form.pack(b, st, p, q, k0, kc, p0, p1, pack, tile, width)
-                b.store(key, packed_for)
+                    form.pack(b, st, p, q, k0, kc, p0, p1, bslab, tile, width)
             with h.counted_loop(b, p1, start=p0, name="jp") as jp:
                 j = b.mul(jp, h.i64(nr))
                 cols = _min(b, h.i64(nr), b.sub(n, j))
                 if tile.packed:
-                    bp = b.gep(pack, [b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))],
+                    bp = b.gep(bslab, [b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))],
                                inbounds=True, source_etype=ftype)
                     b_ks = h.i64(nr)
                 else:
@@ -346,6 +353,7 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
                             row_tiles(ukr)
                         with edge:
                             row_tiles(half)
+    b.store(key, packed_for)
     b.branch(head)
     b.position_at_end(exit_)
     b.ret_void()
