@@ -37,8 +37,8 @@ from .target import LLVM_LOCK
 ENV_VAR = "GRAPHC_PARALLEL_COMPILE"
 MIN_KERNELS = 8                  # fewer kernels: one part (a fork is not free)
 MAX_PROCESSES = 2                # this process and one child
-PARTS_PER_PROCESS = 2            # more parts than processes: the queue evens out the work
-KERNELS_PER_PART = 4             # ... but not parts of one or two kernels
+PARTS_PER_PROCESS = 4            # more parts than processes: the queue evens out the work
+KERNELS_PER_PART = 2             # ... but not parts of a single kernel
 CHILD_PATIENCE = (5.0, 3.0)      # wait for a child at least 5 s, else 3x our own LLVM time
 
 
