@@ -244,7 +244,7 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
 
 # Helpers whose name encodes everything they are built from (gemm.py looks them up by name
 # before building them), so one definition serves every part of a module.
-SHARED_HELPERS = ("graphc.ukr.", "graphc.gemm.")
+SHARED_HELPERS = ("graphc.ukr.", "graphc.gemm.", "graphc.gemv.")
 
 
 def _share_new_helpers(modules: list, part: int, shared: set) -> None:

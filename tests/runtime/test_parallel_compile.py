@@ -104,8 +104,10 @@ def test_object_cache_keeps_every_part(tmp_path, monkeypatch):
 
 @two_cpus
 def test_shared_gemm_helpers_are_defined_in_one_part(no_disk_cache):
-    """The four matmuls use the same gemm worker and micro-kernel: with the kernels spread
-    over the parts, each helper is defined by one part and only declared by the others."""
+    """The four matmuls use the same gemm worker and micro-kernel (and, their rows being
+    symbolic outside a training step, the same gemv tiles and driver): with the kernels
+    spread over the parts, each helper is defined by one part and only declared by the
+    others."""
     from runtime.codegen.module_builder import build_modules
     g = graph_in_parts("parts_shared")
     code = compile_graph(g, cache=False)
@@ -115,7 +117,7 @@ def test_shared_gemm_helpers_are_defined_in_one_part(no_disk_cache):
                     if ".matmul" in f.name and not f.is_declaration}
     assert len(matmul_parts) >= 2               # the sharing is exercised
     for name in {f.name for m in modules for f in m.functions
-                 if f.name.startswith(("graphc.gemm.", "graphc.ukr."))}:
+                 if f.name.startswith(("graphc.gemm.", "graphc.ukr.", "graphc.gemv."))}:
         defining = [k for k, m in enumerate(modules)
                     if name in m.globals and not m.globals[name].is_declaration]
         assert len(defining) == 1, name
