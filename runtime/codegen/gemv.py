@@ -12,8 +12,8 @@ cache's full rate and each core reading the same part of B call after call:
   the prefetchers follow) and broadcasts R values of A. Rows go in groups of 4, then one
   at a time; an item's columns in blocks of NVB vectors, the last block masked (masked-off
   lanes read nothing).
-- Code size matters (every module with a matmul whose rows are symbolic carries this path,
-  training steps included): the tiles and the loops over rows and column blocks are
+- Code size matters (every inference module with a matmul whose rows are symbolic carries
+  this path next to the gemm): the tiles and the loops over rows and column blocks are
   internal functions per dtype (`row_driver`, `dot_driver`), shared by every few-rows
   matmul of the module; each matmul adds only its worker, which splits the columns. A fused
   epilogue (bias, activation) is matmul.py's pass over C, shared with the gemm path.
@@ -41,9 +41,9 @@ from .reduce import horizontal
 SMALL_M = 8                    # fewer rows than this: this kernel instead of the packed gemm
 # Row form: (rows, ((vectors, unmasked leading vectors), ...)). A block of columns takes the
 # narrowest tile that covers it, else the widest; at most 24 accumulators (the B vectors and
-# A broadcasts must fit in the 32 registers too) and at most 7 masked vectors (the mask
+# A broadcasts must fit in the 32 registers too) and about 7 masked vectors (the mask
 # registers). Few variants on purpose: every module with a symbolic-row matmul carries them.
-TILES = ((4, ((6, 0),)), (1, ((4, 0), (16, 4))))
+TILES = ((4, ((6, 0),)), (1, ((4, 0), (8, 4), (16, 8))))
 # Dot form (B transposed): one row of A against J rows of B, J = 8 then 1
 DOT_COLUMNS = (8, 1)
 # Below this many bytes of B a product stays on one thread (the region's fork and join
