@@ -68,6 +68,7 @@ class JitModule:
                 self._check_symbols([_Symbols.of_parsed(mod)])
         else:
             def while_children_compile():        # the pool and the check overlap them
+                # (the check needs the pool: it provides graphc_parallel)
                 threads.ensure_pool()
                 with LLVM_LOCK:
                     self._check_symbols([_Symbols.of(p) for p in parts])

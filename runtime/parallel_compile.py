@@ -96,10 +96,10 @@ def _cost(part) -> int:
     return getattr(part, "graphc_cost", 0)
 
 
-def compile_parts(parts: list, target, opt_level: int, before=None) -> list:
+def compile_parts(parts: list, target, opt_level: int, meanwhile=None) -> list:
     """[object bytes of every part], compiled by this process and forked children taking
-    parts from one queue. `before()`, if given, runs here once the children are started
-    (work of ours that does not need any part's code: it overlaps theirs)."""
+    parts from one queue. `meanwhile()`, if given, runs here once no part is left to take
+    (work of ours that needs no part's code: it overlaps the children's last parts)."""
     order = sorted(range(len(parts)), key=lambda i: -_cost(parts[i]))
     queue_r, queue_w = os.pipe()
     os.write(queue_w, bytes(order))
@@ -109,12 +109,13 @@ def compile_parts(parts: list, target, opt_level: int, before=None) -> list:
         with LLVM_LOCK:               # no other thread of ours is inside LLVM while we fork
             for _ in range(processes() - 1):
                 children.append(_spawn(parts, queue_r, target, opt_level))
-        if before is not None:
-            before()
         start = time.monotonic()
         objects = {}
         while (i := _take(queue_r)) is not None:
             objects[i] = compile_one(text_of(parts[i]), target, opt_level)[1]
+        busy = time.monotonic() - start
+        if meanwhile is not None:
+            meanwhile()
     except BaseException:
         for pid, fd in children:      # our error, not theirs: do not leave them running
             _collect(pid, fd, 0.0)
@@ -122,7 +123,7 @@ def compile_parts(parts: list, target, opt_level: int, before=None) -> list:
     finally:
         os.close(queue_r)
     # a child still busy long after we ran out of parts is stuck, not busy
-    patience = max(CHILD_PATIENCE[0], CHILD_PATIENCE[1] * (time.monotonic() - start))
+    patience = max(CHILD_PATIENCE[0], CHILD_PATIENCE[1] * busy)
     for pid, fd in children:
         objects.update(_collect(pid, fd, patience))
     for i in range(len(parts)):       # parts a failed or stuck child took
