@@ -41,6 +41,7 @@ from .epilogue import masked_load, masked_store
 KC = 256                    # depth block: a packed panel (KC x NR) stays in L1
 MC = 128                    # row block: an A block (MC x KC) stays in L2
 PANELS_PER_BLOCK = 4        # columns per item: PANELS_PER_BLOCK * NR
+ITEM_NS = 100_000           # threaded regions: items of about this many ns or less
 KEEP_SLABS = 4              # a worker keeps a column block's packed B for K <= this * KC
 SMALL_M = 8                 # fewer rows than this (and B not transposed): unpacked B
 NV_DIRECT = 4
@@ -498,16 +499,22 @@ def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
     # so every panel is an item (finer balance, and each thread keeps its panels' columns)
     n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK if tile.packed else 1))
     n_rb = _ceil_div(b, m, h.i64(MC))
-    # enough items for every thread to have two (dynamic balance): first narrower column
-    # blocks (down to one panel: every item still packs only its own columns of B), then
-    # shorter row blocks, rows permitting (each row block packs its columns of B again); a
-    # region too small to split keeps whole blocks
+    # On a team, packed tiles get enough items for four per thread (dynamic balance) and
+    # items of at most ~ITEM_NS (the threads' last items then end close together; the pool
+    # takes a worker that ends > STALL_US after the caller for descheduled): first narrower
+    # column blocks (down to one panel: every item still packs only its own columns of B),
+    # then shorter row blocks, rows permitting (a row block packs its columns of B again
+    # unless its thread just packed them). Unpacked tiles: two items per thread. A region
+    # too small to split, or on one thread, keeps whole blocks.
     team = b.sext(b.load(threads.threads_global(module), typ=h.I32, align=4), h.I64)
     split = b.and_(b.icmp_signed(">=", work_ns, h.i64(threads.MIN_PARALLEL_NS)),
                    b.icmp_signed(">", team, h.i64(1)))
-    target = b.select(split, b.mul(team, h.i64(2)), h.i64(1))
     if tile.packed:
+        target = _max(b, b.mul(team, h.i64(4)), b.sdiv(work_ns, h.i64(ITEM_NS)))
+        target = b.select(split, target, h.i64(1))
         n_cb = _max(b, n_cb, _min(b, _ceil_div(b, target, batch), panels))
+    else:
+        target = b.select(split, b.mul(team, h.i64(2)), h.i64(1))
     want = _ceil_div(b, target, b.mul(batch, n_cb))
     n_rb = _max(b, n_rb, _min(b, want, _ceil_div(b, m, h.i64(2 * tile.mr))))
     row_block = b.mul(_ceil_div(b, _ceil_div(b, m, n_rb), h.i64(tile.mr)), h.i64(tile.mr))
