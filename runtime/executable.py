@@ -144,7 +144,9 @@ class Executable:
         self.optimization = None      # the PassResult of graphc.compile's pipeline, if any
 
     # -- calling -------------------------------------------------------------------------------
-    def __call__(self, *args, out=None, **named):
+    def _python_call(self, *args, out=None, **named):
+        """`exe(*arrays, out=None, **named)` in Python: the whole call without the C
+        dispatcher, and its fallback (named inputs, no C state, arguments it refused)."""
         if not named:
             native = self._native_call
             if native is not None:
@@ -159,6 +161,9 @@ class Executable:
         if len(results) == 1:
             return results[0]
         return tuple(results)
+
+    # the C dispatcher when the extension is built: `exe._native` runs without this frame
+    __call__ = boundary.dispatcher("_python_call") or _python_call
 
     def _fast_call(self, args, out=None):
         """The common call (positional arrays; fresh outputs or `out=`) with the checks of an

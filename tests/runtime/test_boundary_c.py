@@ -10,6 +10,7 @@ the rest run either way."""
 from __future__ import annotations
 
 import gc
+import inspect
 import sys
 import threading
 import tracemalloc
@@ -307,6 +308,26 @@ def test_graph_without_data_inputs():
     assert checked == []
 
 
+@needs_c
+def test_call_dispatcher_keywords_and_signature(two_symbols):
+    native, python = _pair(two_symbols)
+    x, b = np.ones((3, 2), np.float32), np.arange(2, dtype=np.float32)
+    z = np.empty((3, 2), np.float32)
+    calls = [((x, b), {}), ((x, b), {"out": z}), ((x,), {"b": b}), ((), {"x": x, "b": b}),
+             ((x,), {"b": b, "out": z}), ((x, b), {"out": z, "bogus": 1}), ((x, b, b), {}),
+             ((x, b), {"out": None}), ((), {})]
+    for _ in range(2):
+        for args, kw in calls:
+            _assert_same(_outcome(native, args, **kw), _outcome(python, args, **kw))
+    checked = _count_full_checks(native)
+    assert native.__call__(x, b, out=z) is z and type(native).__call__(native, x, b) is not z
+    assert checked == []
+    assert str(inspect.signature(native)) == "(*args, out=None, **named)"
+    assert "Executable.__call__" in repr(native.__call__)
+    with pytest.raises(TypeError):
+        type(native).__call__()                     # no executable
+
+
 # -- runtime errors, concurrency, contexts ------------------------------------------------------
 @needs_c
 def test_gather_out_of_range_raises_the_same_execution_error():
@@ -450,6 +471,13 @@ def test_python_path_when_the_extension_is_off(mixed, monkeypatch):
     assert len(calls) == 3 and exe._native is None and len(exe._pool) == 1
     with pytest.raises(ArgumentError, match="expected dtype f32"):
         exe(args[0].astype(np.float64), *args[1:])
+
+
+def test_call_is_the_python_method_without_the_extension():
+    if BUILT:
+        assert type(Executable.__dict__["__call__"]).__name__ == "Dispatch"
+    else:
+        assert Executable.__call__ is Executable._python_call
 
 
 def test_unavailable_reason_names_the_cause():
