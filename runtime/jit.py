@@ -67,7 +67,7 @@ class JitModule:
             with LLVM_LOCK:
                 self._check_symbols([_Symbols.of_parsed(mod)])
         else:
-            def while_children_compile():        # the pool and the check overlap them
+            def while_children_compile():        # when no part is left for us to take
                 # (the check needs the pool: it provides graphc_parallel)
                 threads.ensure_pool()
                 with LLVM_LOCK:

@@ -153,7 +153,7 @@ def test_parts_are_taken_from_one_queue(no_disk_cache, monkeypatch, tmp_path):
 
 def test_llvm_cost_counts_loops():
     import llvmlite.ir as llir
-    from runtime.codegen.module_builder import LOOP_COST, llvm_cost
+    from runtime.codegen.module_builder import FUNCTION_COST, LOOP_COST, llvm_cost
     m = llir.Module()
     fn = llir.Function(m, llir.FunctionType(llir.VoidType(), []), name="f")
     entry, loop, done = fn.append_basic_block(), fn.append_basic_block(), fn.append_basic_block()
@@ -161,7 +161,8 @@ def test_llvm_cost_counts_loops():
     b = llir.IRBuilder(loop)
     b.cbranch(llir.Constant(llir.IntType(1), 0), loop, done)      # a back edge
     llir.IRBuilder(done).ret_void()
-    assert llvm_cost([fn]) == 3 + LOOP_COST
+    declared = llir.Function(m, llir.FunctionType(llir.VoidType(), []), name="g")
+    assert llvm_cost([fn, declared]) == FUNCTION_COST + 3 + LOOP_COST
 
 
 def test_pack_and_unpack_objects():
