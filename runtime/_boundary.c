@@ -32,6 +32,7 @@
 
 typedef int32_t (*entry_fn)(void **args, const int64_t *symbols);
 
+#define INTERFACE_VERSION 1  /* runtime/boundary.py refuses a build of another version */
 #define MAX_ACCEPTED 64      /* shape sets remembered, as the Python path */
 #define MAX_FREE 32          /* idle contexts kept; more are dropped */
 #define ERRINFO_WORDS 4
@@ -807,7 +808,8 @@ PyInit__boundary(void)
     PyObject *m = PyModule_Create(&boundary_module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddType(m, &StateType) < 0 || PyModule_AddType(m, &DispatchType) < 0) {
+    if (PyModule_AddType(m, &StateType) < 0 || PyModule_AddType(m, &DispatchType) < 0 ||
+        PyModule_AddIntConstant(m, "INTERFACE_VERSION", INTERFACE_VERSION) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -23,10 +23,24 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 ENV_VAR = "GRAPHC_NATIVE_BOUNDARY"     # "0": every call takes the Python path
+INTERFACE_VERSION = 1                  # of runtime/_boundary.c (State/Dispatch arguments)
+
+
+def interface_problem(module) -> Optional[str]:
+    """Why a built extension must not be used (a .so left from an older checkout whose
+    State/Dispatch take other arguments), or None."""
+    built = getattr(module, "INTERFACE_VERSION", None)
+    if built != INTERFACE_VERSION:
+        return (f"the built runtime._boundary has interface version {built}, this code "
+                f"needs {INTERFACE_VERSION}: rebuild it (pip install -e .)")
+    return None
+
 
 try:
     from . import _boundary
-    _IMPORT_ERROR: Optional[str] = None
+    _IMPORT_ERROR: Optional[str] = interface_problem(_boundary)
+    if _IMPORT_ERROR is not None:
+        _boundary = None
 except ImportError as e:
     _boundary = None
     if importlib.util.find_spec(f"{__package__}._boundary") is None:   # no C compiler at install

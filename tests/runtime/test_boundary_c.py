@@ -281,8 +281,8 @@ def test_out_variants(mixed, two_symbols):
     for change in changes:
         a, b = variant(change)
         _assert_same(_outcome(native, args, out=a), _outcome(python, args, out=b))
-    tup = tuple(outs().values())                    # a tuple: the full path, same results
-    _assert_same(_outcome(native, args, out=tup), _outcome(python, args, out=tuple(outs().values())))
+    tup_a, tup_b = tuple(outs().values()), tuple(outs().values())   # tuples: the full path
+    _assert_same(_outcome(native, args, out=tup_a), _outcome(python, args, out=tup_b))
     # one output: a bare array, and the bare array for a four-output graph
     nat1, py1 = _pair(two_symbols)
     x, b = np.ones((3, 2), np.float32), np.arange(2, dtype=np.float32)
@@ -506,6 +506,15 @@ def test_call_is_the_python_method_without_the_extension():
         assert type(Executable.__dict__["__call__"]).__name__ == "Dispatch"
     else:
         assert Executable.__call__ is Executable._python_call
+
+
+def test_a_build_of_another_interface_version_is_not_used():
+    class Stale:
+        INTERFACE_VERSION = boundary.INTERFACE_VERSION - 1
+    assert "rebuild it" in boundary.interface_problem(Stale)
+    assert "rebuild it" in boundary.interface_problem(object())
+    if BUILT:
+        assert boundary.interface_problem(boundary._boundary) is None
 
 
 def test_unavailable_reason_names_the_cause():
