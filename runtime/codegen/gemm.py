@@ -5,7 +5,9 @@ C[p] = op(A[p]) @ op(B[p]) for each batch index p, C (M x N) row-major, K the de
 Structure (BLIS-like, with A read in place):
 - Work items: (batch p, column block, row block). A column block is a run of at most
   PANELS_PER_BLOCK panels of NR = NV*W columns; a row block at most MC rows. Items are handed
-  out dynamically to the threads of a parallel region (runtime/threads.py).
+  out dynamically to the threads of a parallel region (runtime/threads.py). On a team the
+  blocks shrink until every thread has about four items of at most ITEM_NS: columns first
+  (narrower column blocks pack no more of B), then rows; on one thread they stay whole.
 - Per item, for each depth block of KC: the B block (KC x columns) is PACKED into a stack
   buffer, panel by panel (KC rows of NR contiguous, 64-byte-aligned values; columns past N
   are zero). Packing is where transpose_b is absorbed: no transposed copy of B is ever made.
@@ -18,7 +20,8 @@ Structure (BLIS-like, with A read in place):
   row stride and a k stride, which absorbs transpose_a. Edges: rows past the end reuse the
   last real row (their results are not stored); columns past N are masked on store.
 - Narrow outputs (N <= W, e.g. a 10-class layer): NV = 1 with MR = 2*MR, so the tile still
-  has enough independent accumulators to hide the FMA latency.
+  has enough independent accumulators to hide the FMA latency. A last panel of at most W
+  columns (N = 400 = 12.5 panels of 32) runs the NV = 1 micro-kernel of the same MR.
 - Few rows (M < SMALL_M, e.g. batch-1 inference, and B not transposed): B is read in place
   (no packing: the pack would cost as much as the product) by a one-row micro-kernel over
   NV_DIRECT vectors with masked loads at the right edge (it is bound by reading B: one
@@ -224,7 +227,6 @@ class GemmForm:
         raise NotImplementedError
 
 
-
 class MatmulForm(GemmForm):
     def __init__(self, ta: bool, tb: bool):
         self.ta, self.tb = ta, tb
@@ -284,8 +286,8 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     slab = KC * nr * PANELS_PER_BLOCK
     pack = None
     if tile.packed:
-        count = b.mul(b.select(keep_all, n_kb, h.i64(1)), h.i64(slab))
-        pack = b.alloca(ftype, size=count, name="bpack")
+        # static size (512 KiB): a dynamic alloca made small products ~3% slower
+        pack = b.alloca(ir.ArrayType(ftype, slab * KEEP_SLABS), name="bpack")
         pack.align = 64
         pack.type = h.PTR                      # opaque: geps give element pointers
     n_cb, n_rb = ctx_get(b, ctx, _Ctx.N_COL_BLOCKS), ctx_get(b, ctx, _Ctx.N_ROW_BLOCKS)
