@@ -30,8 +30,8 @@ from . import helpers as h
 from .epilogue import gather, masked_load
 from .gemm import GemmForm, Tile, run_gemm
 
-TILE = Tile(8, 2, True)
-NARROW_TILE = Tile(16, 1, True)
+TILE = Tile(8, 2)
+NARROW_TILE = Tile(16, 1)
 
 
 class ConvGeometry:

@@ -22,11 +22,7 @@ Structure (BLIS-like, with A read in place):
 - Narrow outputs (N <= W, e.g. a 10-class layer): NV = 1 with MR = 2*MR, so the tile still
   has enough independent accumulators to hide the FMA latency. A last panel of at most W
   columns (N = 400 = 12.5 panels of 32) runs the NV = 1 micro-kernel of the same MR.
-- Few rows (M < SMALL_M, e.g. batch-1 inference, and B not transposed): B is read in place
-  (no packing: the pack would cost as much as the product) by a one-row micro-kernel over
-  NV_DIRECT vectors with masked loads at the right edge (it is bound by reading B: one
-  pass, no reuse). Each panel is an item, so with the threads' home ranges
-  (runtime/threads.py) every core reads the same columns of B call after call.
+- Few rows (batch-1 inference): gemv.py, which reads B in place (matmul.py dispatches).
 
 Results accumulate with fused multiply-adds in k order within a depth block, so they agree
 with numpy/BLAS to rounding (the differential tests' `accum` tolerance), not bit for bit.
@@ -46,8 +42,6 @@ MC = 128                    # row block: an A block (MC x KC) stays in L2
 PANELS_PER_BLOCK = 4        # columns per item: PANELS_PER_BLOCK * NR
 ITEM_NS = 100_000           # threaded regions: items of about this many ns or less
 KEEP_SLABS = 4              # a worker keeps a column block's packed B for K <= this * KC
-SMALL_M = 8                 # fewer rows than this (and B not transposed): unpacked B
-NV_DIRECT = 4
 CTX_WORDS = 14
 
 
@@ -55,16 +49,13 @@ CTX_WORDS = 14
 class Tile:
     mr: int                 # rows of the register tile
     nv: int                 # vectors per row (NR = nv * W columns)
-    packed: bool            # B from a packed panel (else read in place, masked)
 
 
-def choose_tiles(width: int, n_static) -> tuple:
-    """(tile for many rows, tile for few rows) for a vector width and the column count."""
+def choose_tile(width: int, n_static) -> Tile:
+    """The register tile for a vector width and the column count."""
     if isinstance(n_static, int) and n_static <= width:
-        main = Tile(16, 1, True)
-    else:
-        main = Tile(8, 2, True)
-    return main, Tile(1, NV_DIRECT, False)
+        return Tile(16, 1)
+    return Tile(8, 2)
 
 
 def _vec(typ, w):
@@ -83,7 +74,7 @@ def microkernel(module: ir.Module, ftype: ir.Type, width: int, tile: Tile) -> ir
 
     C[r, j] (+)= sum_k A[r*a_rs + k*a_ks] * B[k*b_ks + j] for r < rows, j < cols (<= NR)."""
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
-    name = f"graphc.ukr.{suffix}.{tile.mr}x{tile.nv}x{width}.{'p' if tile.packed else 'd'}"
+    name = f"graphc.ukr.{suffix}.{tile.mr}x{tile.nv}x{width}.p"
     found = module.globals.get(name)
     if found is not None:
         return found
@@ -126,10 +117,7 @@ def microkernel(module: ir.Module, ftype: ir.Type, width: int, tile: Tile) -> ir
     bvecs = []
     for v in range(nv):
         p = b.gep(b_row, [h.i64(v * width)], inbounds=True, source_etype=ftype)
-        if tile.packed:
-            bvecs.append(b.load(p, typ=vt, align=64 if esize * width >= 64 else esize * width))
-        else:
-            bvecs.append(masked_load(b, p, vt, masks[v], esize))
+        bvecs.append(b.load(p, typ=vt, align=64 if esize * width >= 64 else esize * width))
     a_off = b.mul(k, a_ks)
     new = []
     for r in range(mr):
@@ -222,9 +210,6 @@ class GemmForm:
         """Write B(p,q)[k0:k0+kc, panels p0..p1) into `pack` (panel-major, zero past N)."""
         raise NotImplementedError
 
-    def direct_b(self, b, st, p, k0, j):
-        """(pointer to B[k0, j], k stride) for the unpacked path (plain matmul only)."""
-        raise NotImplementedError
 
 
 class MatmulForm(GemmForm):
@@ -246,11 +231,6 @@ class MatmulForm(GemmForm):
         off = b.add(b.mul(p, b.mul(m, n)), b.add(b.mul(i, n), j))
         return b.gep(st["c"], [off], inbounds=True, source_etype=st["ftype"]), n
 
-    def direct_b(self, b, st, p, k0, j):
-        n, k = st["n"], st["k"]
-        off = b.add(b.mul(p, b.mul(k, n)), b.add(b.mul(k0, n), j))
-        return b.gep(st["b"], [off], inbounds=True, source_etype=st["ftype"]), n
-
     def pack(self, b, st, p, q, k0, kc, p0, p1, pack, tile, width):
         ftype, n, k_dim = st["ftype"], st["n"], st["k"]
         b_base = b.gep(st["b"], [b.mul(p, b.mul(k_dim, n))], inbounds=True, source_etype=ftype)
@@ -261,14 +241,13 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
            form: GemmForm) -> ir.Function:
     """void worker(ptr ctx): take items until none is left; compute each item's C block."""
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
-    name = (f"graphc.gemm.{suffix}.{tile.mr}x{tile.nv}x{width}.{'p' if tile.packed else 'd'}"
+    name = (f"graphc.gemm.{suffix}.{tile.mr}x{tile.nv}x{width}.p"
             f".{form.key}")
     found = module.globals.get(name)
     if found is not None:
         return found
     ukr = microkernel(module, ftype, width, tile)
-    half = (microkernel(module, ftype, width, Tile(tile.mr, 1, True))
-            if tile.packed and tile.nv > 1 else None)
+    half = microkernel(module, ftype, width, Tile(tile.mr, 1)) if tile.nv > 1 else None
     nr = tile.nv * width
     fn = ir.Function(module, threads.worker_type(), name=name)
     fn.linkage = "internal"
@@ -284,12 +263,10 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     keep_all = b.and_(b.icmp_signed("<=", n_kb, h.i64(KEEP_SLABS)),
                       b.icmp_signed("==", n_slices, h.i64(1)))
     slab = KC * nr * PANELS_PER_BLOCK
-    pack = None
-    if tile.packed:
-        # static size (512 KiB): a dynamic alloca made small products ~3% slower
-        pack = b.alloca(ir.ArrayType(ftype, slab * KEEP_SLABS), name="bpack")
-        pack.align = 64
-        pack.type = h.PTR                      # opaque: geps give element pointers
+    # static size (512 KiB): a dynamic alloca made small products ~3% slower
+    pack = b.alloca(ir.ArrayType(ftype, slab * KEEP_SLABS), name="bpack")
+    pack.align = 64
+    pack.type = h.PTR                          # opaque: geps give element pointers
     n_cb, n_rb = ctx_get(b, ctx, _Ctx.N_COL_BLOCKS), ctx_get(b, ctx, _Ctx.N_ROW_BLOCKS)
     row_block, n_items = ctx_get(b, ctx, _Ctx.ROW_BLOCK), ctx_get(b, ctx, _Ctx.N_ITEMS)
     claim = ctx_get(b, ctx, _Ctx.COUNTER, h.PTR)
@@ -325,20 +302,16 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
             kc = _max(b, _min(b, h.i64(KC), b.sub(k_dim, k0)), h.i64(0))
             accumulate = b.or_(b.icmp_signed(">", kbi, h.i64(0)),
                                b.icmp_signed(">", q, h.i64(0)))
-            if tile.packed:
-                bslab = b.gep(pack, [b.mul(b.select(keep_all, kbi, h.i64(0)), h.i64(slab))],
-                              inbounds=True, source_etype=ftype)
-                with b.if_then(fresh):
-                    form.pack(b, st, p, q, k0, kc, p0, p1, bslab, tile, width)
+            bslab = b.gep(pack, [b.mul(b.select(keep_all, kbi, h.i64(0)), h.i64(slab))],
+                          inbounds=True, source_etype=ftype)
+            with b.if_then(fresh):
+                form.pack(b, st, p, q, k0, kc, p0, p1, bslab, tile, width)
             with h.counted_loop(b, p1, start=p0, name="jp") as jp:
                 j = b.mul(jp, h.i64(nr))
                 cols = _min(b, h.i64(nr), b.sub(n, j))
-                if tile.packed:
-                    bp = b.gep(bslab, [b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))],
-                               inbounds=True, source_etype=ftype)
-                    b_ks = h.i64(nr)
-                else:
-                    bp, b_ks = form.direct_b(b, st, p, k0, j)
+                bp = b.gep(bslab, [b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))],
+                           inbounds=True, source_etype=ftype)
+                b_ks = h.i64(nr)
 
                 def row_tiles(kernel):
                     with h.counted_loop(b, i1, start=i0, step=tile.mr, name="ir") as i:
@@ -443,16 +416,13 @@ def emit_gemm(kb, a, bm, c, ta: bool, tb: bool) -> None:
     m, n = kb.dim(c.shape[-2]), kb.dim(c.shape[-1])
     k_dim = kb.dim(a.shape[-2] if ta else a.shape[-1])
     width = kb.target.vector_width(c.dtype.itemsize)
-    main, _ = choose_tiles(width, c.shape[-1])
-    # few rows with B not transposed go to gemv.py instead (matmul.py dispatches)
     run_gemm(kb, MatmulForm(ta, tb), c.dtype, (a.ptr, bm.ptr, c.ptr), batch, h.i64(1), m, n,
-             k_dim, main)
+             k_dim, choose_tile(width, c.shape[-1]))
 
 
-def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: Tile,
-             small_tile: Tile = None, use_small=None) -> None:
+def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: Tile) -> None:
     """Fill a worker context in kernel `kb` and run the workers of `form` (in parallel when
-    the work is large enough). `use_small` (i1) picks `small_tile`'s worker at run time."""
+    the work is large enough)."""
     b = kb.b
     module = kb.module
     ftype = h.register_type(dtype)
@@ -481,42 +451,28 @@ def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: 
     nonempty = b.and_(b.icmp_signed(">", b.mul(batch, m), h.i64(0)),
                       b.icmp_signed(">", n, h.i64(0)))
     with b.if_then(nonempty):
-        if small_tile is None:
-            _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
-                    work_ns)
-            return
-        with b.if_else(use_small) as (few, many):
-            with few:
-                _launch(b, module, ftype, width, small_tile, form, ctx, put, counter, batch,
-                        m, n, work_ns)
-            with many:
-                _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
-                        work_ns)
+        _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n, work_ns)
 
 
 def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n, work_ns):
     nr = tile.nv * width
     panels = _ceil_div(b, n, h.i64(nr))
-    # packed tiles group panels so one packing serves several; unpacked ones need no packing,
-    # so every panel is an item (finer balance, and each thread keeps its panels' columns)
-    n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK if tile.packed else 1))
+    # panels are grouped so one packing serves several
+    n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK))
     n_rb = _ceil_div(b, m, h.i64(MC))
-    # On a team, packed tiles get enough items for four per thread (dynamic balance) and
+    # On a team, enough items for four per thread (dynamic balance) and
     # items of at most ~ITEM_NS (the threads' last items then end close together; the pool
     # takes a worker that ends > STALL_US after the caller for descheduled): first narrower
     # column blocks (down to one panel: every item still packs only its own columns of B),
     # then shorter row blocks, rows permitting (a row block packs its columns of B again
-    # unless its thread just packed them). Unpacked tiles: two items per thread. A region
-    # too small to split, or on one thread, keeps whole blocks.
+    # unless its thread just packed them). A region too small to split, or on one thread,
+    # keeps whole blocks.
     team = b.sext(b.load(threads.threads_global(module), typ=h.I32, align=4), h.I64)
     split = b.and_(b.icmp_signed(">=", work_ns, h.i64(threads.MIN_PARALLEL_NS)),
                    b.icmp_signed(">", team, h.i64(1)))
-    if tile.packed:
-        target = _max(b, b.mul(team, h.i64(4)), b.sdiv(work_ns, h.i64(ITEM_NS)))
-        target = b.select(split, target, h.i64(1))
-        n_cb = _max(b, n_cb, _min(b, _ceil_div(b, target, batch), panels))
-    else:
-        target = b.select(split, b.mul(team, h.i64(2)), h.i64(1))
+    target = _max(b, b.mul(team, h.i64(4)), b.sdiv(work_ns, h.i64(ITEM_NS)))
+    target = b.select(split, target, h.i64(1))
+    n_cb = _max(b, n_cb, _min(b, _ceil_div(b, target, batch), panels))
     want = _ceil_div(b, target, b.mul(batch, n_cb))
     n_rb = _max(b, n_rb, _min(b, want, _ceil_div(b, m, h.i64(2 * tile.mr))))
     row_block = b.mul(_ceil_div(b, _ceil_div(b, m, n_rb), h.i64(tile.mr)), h.i64(tile.mr))
