@@ -327,9 +327,12 @@ def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: 
         m_, n_, k_ = wkb.dim(c.shape[-2]), wkb.dim(c.shape[-1]), args[2]
         per = args[0]
         p, ci = wb.sdiv(item, per), wb.srem(item, per)
-        j0 = wb.mul(wb.sdiv(wb.mul(ci, args[1]), per), h.i64(width))
-        j1 = _min(wb, wb.mul(wb.sdiv(wb.mul(wb.add(ci, h.i64(1)), args[1]), per),
-                             h.i64(width)), n_)
+        # run ci: vectors [ceil(ci*n_vec/per), ceil((ci+1)*n_vec/per)): the larger runs
+        # first, so the calling thread (participant 0, which starts first) takes the larger
+        def run_start(c_):
+            return wb.sdiv(wb.add(wb.mul(c_, args[1]), wb.sub(per, h.i64(1))), per)
+        j0 = wb.mul(run_start(ci), h.i64(width))
+        j1 = _min(wb, wb.mul(run_start(wb.add(ci, h.i64(1))), h.i64(width)), n_)
         a_at = h.element_ptr(wb, wa.ptr, h.mul(wb, p, h.mul(wb, m_, k_)), c.dtype)
         b_at = h.element_ptr(wb, wbm.ptr, h.mul(wb, p, h.mul(wb, k_, n_)), c.dtype)
         c_at = h.element_ptr(wb, wc.ptr, h.mul(wb, p, h.mul(wb, m_, n_)), c.dtype)
