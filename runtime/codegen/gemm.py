@@ -62,7 +62,7 @@ def _vec(typ, w):
     return ir.VectorType(typ, w)
 
 
-def _lane_mask(b, w: int, base: int, limit: ir.Value) -> ir.Value:
+def lane_mask(b, w: int, base: int, limit: ir.Value) -> ir.Value:
     """<w x i1>: lane k is base + k < limit."""
     lanes = ir.Constant(_vec(h.I64, w), [h.i64(base + k) for k in range(w)])
     return b.icmp_signed("<", lanes, h.splat(b, limit, w))
@@ -94,54 +94,14 @@ def microkernel(module: ir.Module, ftype: ir.Type, width: int, tile: Tile) -> ir
     for r in range(mr):
         rr = h.i64(r) if r == 0 else b.select(b.icmp_signed("<", h.i64(r), rows), h.i64(r), last)
         row_ptrs.append(b.gep(a, [b.mul(rr, a_rs)], inbounds=True, source_etype=ftype))
-    masks = [_lane_mask(b, width, v * width, cols) for v in range(nv)]
-    zero = h.const_like(vt, 0.0)
-    fma = h.declare(module, f"llvm.fma.{h.type_suffix(vt)}", vt, [vt, vt, vt])
+    masks = [lane_mask(b, width, v * width, cols) for v in range(nv)]
 
-    pre = b.block
-    loop = fn.append_basic_block("k")
-    done = fn.append_basic_block("k.done")
-    b.cbranch(b.icmp_signed(">", kc, h.i64(0)), loop, done)
-    b.position_at_end(loop)
-    k = b.phi(h.I64, name="k")
-    k.add_incoming(h.i64(0), pre)
-    accs = []
-    for r in range(mr):
-        row = []
-        for v in range(nv):
-            phi = b.phi(vt, name=f"acc{r}.{v}")
-            phi.add_incoming(zero, pre)
-            row.append(phi)
-        accs.append(row)
-    b_row = b.gep(bp, [b.mul(k, b_ks)], inbounds=True, source_etype=ftype)
-    bvecs = []
-    for v in range(nv):
-        p = b.gep(b_row, [h.i64(v * width)], inbounds=True, source_etype=ftype)
-        bvecs.append(b.load(p, typ=vt, align=64 if esize * width >= 64 else esize * width))
-    a_off = b.mul(k, a_ks)
-    new = []
-    for r in range(mr):
-        s = b.load(b.gep(row_ptrs[r], [a_off], inbounds=True, source_etype=ftype), typ=ftype,
-                   align=esize)
-        sv = h.splat(b, s, width)
-        new.append([b.call(fma, [sv, bvecs[v], accs[r][v]]) for v in range(nv)])
-    k_next = b.add(k, h.i64(1), flags=h.NSW)
-    k.add_incoming(k_next, b.block)
-    for r in range(mr):
-        for v in range(nv):
-            accs[r][v].add_incoming(new[r][v], b.block)
-    b.cbranch(b.icmp_signed("<", k_next, kc), loop, done)
-
-    b.position_at_end(done)
-    finals = []
-    for r in range(mr):
-        row = []
-        for v in range(nv):
-            phi = b.phi(vt, name=f"sum{r}.{v}")
-            phi.add_incoming(zero, pre)
-            phi.add_incoming(new[r][v], loop)
-            row.append(phi)
-        finals.append(row)
+    def load_b(k):
+        b_row = b.gep(bp, [b.mul(k, b_ks)], inbounds=True, source_etype=ftype)
+        return [b.load(b.gep(b_row, [h.i64(v * width)], inbounds=True, source_etype=ftype),
+                       typ=vt, align=64 if esize * width >= 64 else esize * width)
+                for v in range(nv)]
+    finals = fma_loop(b, vt, kc, row_ptrs, a_ks, load_b, nv)
     for r in range(mr):
         if r > 0:
             store_row = fn.append_basic_block(f"store{r}")
@@ -159,6 +119,53 @@ def microkernel(module: ir.Module, ftype: ir.Type, width: int, tile: Tile) -> ir
             b.position_at_end(after)
     b.ret_void()
     return fn
+
+
+def fma_loop(b: ir.IRBuilder, vt: ir.VectorType, depth: ir.Value, a_rows: list,
+             a_ks: ir.Value, load_b, slots: int) -> list:
+    """The register tile's loop over k, shared by the gemm and gemv micro-kernels:
+    acc[r][v] = fma(splat(A_r[k * a_ks]), B_v(k), acc[r][v]) for k in [0, depth), with
+    len(a_rows) x `slots` accumulators held in registers (phis). `a_rows`: a pointer per
+    tile row; `load_b(k)`: the tile's `slots` B vectors at depth k. Returns the sums (zeros
+    when depth <= 0) with the builder placed after the loop."""
+    fn = b.function
+    ftype = vt.element
+    esize = 4 if isinstance(ftype, ir.FloatType) else 8
+    fma = h.declare(b.module, f"llvm.fma.{h.type_suffix(vt)}", vt, [vt, vt, vt])
+    zero = h.const_like(vt, 0.0)
+    pre = b.block
+    loop = fn.append_basic_block("k")
+    done = fn.append_basic_block("k.done")
+    b.cbranch(b.icmp_signed(">", depth, h.i64(0)), loop, done)
+    b.position_at_end(loop)
+    k = b.phi(h.I64, name="k")
+    k.add_incoming(h.i64(0), pre)
+    accs = [[b.phi(vt, name=f"acc{r}.{v}") for v in range(slots)] for r in range(len(a_rows))]
+    for row in accs:
+        for phi in row:
+            phi.add_incoming(zero, pre)
+    bvecs = load_b(k)
+    a_off = b.mul(k, a_ks)
+    new = []
+    for a_row in a_rows:
+        s = b.load(b.gep(a_row, [a_off], inbounds=True, source_etype=ftype), typ=ftype,
+                   align=esize)
+        sv = h.splat(b, s, vt.count)
+        new.append([b.call(fma, [sv, bv, acc]) for bv, acc in zip(bvecs, accs[len(new)])])
+    k_next = b.add(k, h.i64(1), flags=h.NSW)
+    k.add_incoming(k_next, b.block)
+    for row, row_new in zip(accs, new):
+        for phi, value in zip(row, row_new):
+            phi.add_incoming(value, b.block)
+    b.cbranch(b.icmp_signed("<", k_next, depth), loop, done)
+
+    b.position_at_end(done)
+    finals = [[b.phi(vt, name=f"sum{r}.{v}") for v in range(slots)] for r in range(len(a_rows))]
+    for row, row_new in zip(finals, new):
+        for phi, value in zip(row, row_new):
+            phi.add_incoming(zero, pre)
+            phi.add_incoming(value, loop)
+    return finals
 
 
 class _Ctx:
@@ -345,7 +352,7 @@ def _emit_pack(b, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, tb
         j = b.mul(jp, h.i64(nr))
         dst_panel = b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))
         if not tb:
-            masks = [_lane_mask(b, width, v * width, b.sub(n, j)) for v in range(tile.nv)]
+            masks = [lane_mask(b, width, v * width, b.sub(n, j)) for v in range(tile.nv)]
             with h.counted_loop(b, kc, name="pk") as k:
                 src = b.add(b.mul(b.add(k0, k), n), j)
                 dst = b.add(dst_panel, b.mul(k, h.i64(nr)))

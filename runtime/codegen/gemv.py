@@ -35,6 +35,7 @@ import llvmlite.ir as ir
 from .. import threads
 from . import helpers as h
 from .epilogue import masked_load, masked_store
+from .gemm import fma_loop, lane_mask
 from .kernel import Buffer, KernelBuilder
 from .parallel import parallel_for
 from .reduce import horizontal
@@ -52,11 +53,6 @@ DOT_COLUMNS = (8, 1)
 # cost more than reading the rest of a small B); measured on the MLP's 400x100 layer
 # (160 KB): 2.6 us on one thread, 1.5 us on two.
 PARALLEL_BYTES = 64 * 1024
-
-
-def _lane_mask(b, width: int, base: int, limit: ir.Value) -> ir.Value:
-    lanes = ir.Constant(ir.VectorType(h.I64, width), [h.i64(base + k) for k in range(width)])
-    return b.icmp_signed("<", lanes, h.splat(b, limit, width))
 
 
 def tile_kernel(module: ir.Module, ftype: ir.Type, width: int, rows: int, nvb: int,
@@ -100,46 +96,17 @@ def tile_kernel(module: ir.Module, ftype: ir.Type, width: int, rows: int, nvb: i
     if tail:                                   # slot nvb: the partial vector at `count`
         present.append(None)
         offsets.append(b.mul(count, h.i64(width)))
-        masks.append(_lane_mask(b, width, 0, tail_cols))
+        masks.append(lane_mask(b, width, 0, tail_cols))
     slots = len(offsets)
-    zero = h.const_like(vt, 0.0)
-    fma = h.declare(module, f"llvm.fma.{h.type_suffix(vt)}", vt, [vt, vt, vt])
 
-    pre = b.block
-    loop = fn.append_basic_block("k")
-    done = fn.append_basic_block("k.done")
-    b.cbranch(b.icmp_signed(">", depth, h.i64(0)), loop, done)
-    b.position_at_end(loop)
-    k = b.phi(h.I64, name="k")
-    k.add_incoming(h.i64(0), pre)
-    accs = [[b.phi(vt, name=f"acc{r}.{v}") for v in range(slots)] for r in range(rows)]
-    for row in accs:
-        for phi in row:
-            phi.add_incoming(zero, pre)
-    b_row = b.gep(bp, [b.mul(k, b_ks)], inbounds=True, source_etype=ftype)
-    bvecs = [_load(b, b.gep(b_row, [off], inbounds=True, source_etype=ftype), vt, mask, esize)
-             for off, mask in zip(offsets, masks)]
-    a_off = b.mul(k, a_ks)
-    new = []
-    for r in range(rows):
-        s = b.load(b.gep(row_ptrs[r], [a_off], inbounds=True, source_etype=ftype), typ=ftype,
-                   align=esize)
-        sv = h.splat(b, s, width)
-        new.append([b.call(fma, [sv, bvecs[v], accs[r][v]]) for v in range(slots)])
-    k_next = b.add(k, h.i64(1), flags=h.NSW)
-    k.add_incoming(k_next, b.block)
-    for r in range(rows):
-        for v in range(slots):
-            accs[r][v].add_incoming(new[r][v], b.block)
-    b.cbranch(b.icmp_signed("<", k_next, depth), loop, done)
-
-    b.position_at_end(done)
-    finals = [[b.phi(vt, name=f"sum{r}.{v}") for v in range(slots)] for r in range(rows)]
+    def load_b(k):
+        b_row = b.gep(bp, [b.mul(k, b_ks)], inbounds=True, source_etype=ftype)
+        return [_load(b, b.gep(b_row, [off], inbounds=True, source_etype=ftype), vt, mask, esize)
+                for off, mask in zip(offsets, masks)]
+    finals = fma_loop(b, vt, depth, row_ptrs, a_ks, load_b, slots)
     for r in range(rows):
         c_row = b.gep(c, [b.mul(h.i64(r), c_rs)], inbounds=True, source_etype=ftype)
         for v in range(slots):
-            finals[r][v].add_incoming(zero, pre)
-            finals[r][v].add_incoming(new[r][v], loop)
             p = b.gep(c_row, [offsets[v] if masks[v] is not None else h.i64(v * width)],
                       inbounds=True, source_etype=ftype)
             if masks[v] is not None:
@@ -190,7 +157,7 @@ def dot_kernel(module: ir.Module, ftype: ir.Type, width: int, cols: int) -> ir.F
     with h.counted_loop(b, whole, step=width, name="k") as k:
         step(k, None)
     with b.if_then(b.icmp_signed("<", whole, depth)):
-        step(whole, _lane_mask(b, width, 0, b.sub(depth, whole)))
+        step(whole, lane_mask(b, width, 0, b.sub(depth, whole)))
     for j, acc in enumerate(accs):
         total = horizontal(b, "reduce_sum", b.load(acc, typ=vt))
         b.store(total, b.gep(c, [h.i64(j)], inbounds=True, source_etype=ftype), align=esize)
