@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 import runtime.threads as threads
-from ir import TensorType
 from ir.symbolic import evaluate
 from runtime.codegen import gemm
-from runtime.codegen.matmul import emit_matmul
 
 from rt_kernel import compile_kernels
+from test_kernels_matmul import matmul_specs
 
 N = "N"
 # (batch dims, M, K, Ncols): Ncols % 32 in 1..16 takes the narrow last panel (16, 48, 100,
@@ -27,29 +26,12 @@ SHAPES = [
 ]
 
 
-def _specs(dtype):
-    specs, meta = [], []
-    for batch, m, k, n in SHAPES:
-        for ta in (False, True):
-            for tb in (False, True):
-                a_shape = batch + ((k, m) if ta else (m, k))
-                b_shape = batch + ((n, k) if tb else (k, n))
-
-                def emit(kb, ta=ta, tb=tb):
-                    a, bm = kb.inputs
-                    emit_matmul(kb, a, bm, kb.outputs[0], ta, tb)
-                specs.append((emit, [TensorType(a_shape, dtype), TensorType(b_shape, dtype)],
-                              [TensorType(batch + (m, n), dtype)]))
-                meta.append((ta, tb))
-    return specs, meta
-
-
 @pytest.fixture(scope="module", params=["f32", "f64"])
 def compiled(request):
     saved = threads.MIN_PARALLEL_NS
     threads.MIN_PARALLEL_NS = 0          # split every product, however small
     try:
-        specs, meta = _specs(request.param)
+        specs, meta = matmul_specs(request.param, SHAPES)
         fns, _ = compile_kernels(specs)
     finally:
         threads.MIN_PARALLEL_NS = saved

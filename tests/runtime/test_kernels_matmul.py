@@ -22,9 +22,10 @@ SHAPES = [  # (batch dims, M, K, Ncols)
 ]
 
 
-def _specs(dtype):
+def matmul_specs(dtype, shapes=SHAPES):
+    """(kernel specs, (transpose_a, transpose_b) of each) for every shape and transpose."""
     specs, meta = [], []
-    for batch, m, k, n in SHAPES:
+    for batch, m, k, n in shapes:
         for ta in (False, True):
             for tb in (False, True):
                 a_shape = batch + ((k, m) if ta else (m, k))
@@ -44,7 +45,7 @@ def compiled(request):
     saved = threads.MIN_PARALLEL_NS
     threads.MIN_PARALLEL_NS = 0          # split every product, however small
     try:
-        specs, meta = _specs(request.param)
+        specs, meta = matmul_specs(request.param)
         fns, _ = compile_kernels(specs)
     finally:
         threads.MIN_PARALLEL_NS = saved
