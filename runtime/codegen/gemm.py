@@ -369,19 +369,20 @@ def _emit_pack(b, ftype, width, tile, b_base, pack, n, k_dim, k0, kc, p0, p1, tb
             # registers; the last kc % W depths are copied one value at a time.
             k_vec = b.and_(kc, h.i64(-width))
             zero = h.const_like(vt, 0.0)
+            # (a loop over the NV vector columns, not NV copies: the transpose is the
+            # biggest code in the module's compile)
             with h.counted_loop(b, k_vec, step=width, name="pkv") as kk:
-                for v in range(tile.nv):
+                with h.counted_loop(b, h.i64(tile.nv * width), step=width, name="pvc") as vw:
                     vecs = []
                     for r in range(width):
-                        col = b.add(j, h.i64(v * width + r))
+                        col = b.add(j, b.add(vw, h.i64(r)))
                         inside = b.icmp_signed("<", col, n)
                         safe = b.select(inside, col, h.i64(0))
                         sp = b.gep(b_base, [b.add(b.mul(safe, k_dim), b.add(k0, kk))],
                                    inbounds=True, source_etype=ftype)
                         vecs.append(b.select(inside, b.load(sp, typ=vt, align=esize), zero))
                     for t, row in enumerate(_transpose(b, vecs, width)):
-                        dst = b.add(dst_panel, b.add(b.mul(b.add(kk, h.i64(t)), h.i64(nr)),
-                                                     h.i64(v * width)))
+                        dst = b.add(dst_panel, b.add(b.mul(b.add(kk, h.i64(t)), h.i64(nr)), vw))
                         dp = b.gep(pack, [dst], inbounds=True, source_etype=ftype)
                         b.store(row, dp, align=min(64, esize * width))
             with h.counted_loop(b, h.i64(nr), name="pc") as cc:
