@@ -75,15 +75,13 @@ def microkernel(module: ir.Module, ftype: ir.Type, width: int, tile: Tile) -> ir
     C[r, j] (+)= sum_k A[r*a_rs + k*a_ks] * B[k*b_ks + j] for r < rows, j < cols (<= NR)."""
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
     name = f"graphc.ukr.{suffix}.{tile.mr}x{tile.nv}x{width}.p"
-    found = module.globals.get(name)
-    if found is not None:
-        return found
+    fn, fresh = h.helper_function(module, name, ir.FunctionType(
+        ir.VoidType(), [h.PTR, h.I64, h.I64, h.PTR, h.I64, h.PTR, h.I64, h.I64, h.I64, h.I64,
+                        h.I1]))
+    if not fresh:
+        return fn
     esize = 4 if suffix == "f32" else 8
     vt = _vec(ftype, width)
-    fnty = ir.FunctionType(ir.VoidType(), [h.PTR, h.I64, h.I64, h.PTR, h.I64, h.PTR, h.I64,
-                                           h.I64, h.I64, h.I64, h.I1])
-    fn = ir.Function(module, fnty, name=name)
-    fn.linkage = "internal"
     a, a_rs, a_ks, bp, b_ks, c, c_rs, kc, rows, cols, accumulate = fn.args
     for p in (a, bp, c):
         p.add_attribute("noalias")
@@ -250,14 +248,12 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
     name = (f"graphc.gemm.{suffix}.{tile.mr}x{tile.nv}x{width}.p"
             f".{form.key}")
-    found = module.globals.get(name)
-    if found is not None:
-        return found
+    fn, fresh = h.helper_function(module, name, threads.worker_type())
+    if not fresh:
+        return fn
     ukr = microkernel(module, ftype, width, tile)
     half = microkernel(module, ftype, width, Tile(tile.mr, 1)) if tile.nv > 1 else None
     nr = tile.nv * width
-    fn = ir.Function(module, threads.worker_type(), name=name)
-    fn.linkage = "internal"
     ctx, participant = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     st = form.setup(b, ctx, ftype)

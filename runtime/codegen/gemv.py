@@ -70,18 +70,15 @@ def tile_kernel(module: ir.Module, ftype: ir.Type, width: int, rows: int, nvb: i
     vector): the only masked load, in the same sweep over k."""
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
     name = f"graphc.gemv.{suffix}.{rows}x{nvb}x{width}.{'t' if tail else full}"
-    found = module.globals.get(name)
-    if found is not None:
-        return found
-    esize = 4 if suffix == "f32" else 8
-    vt = ir.VectorType(ftype, width)
     fnty = ir.FunctionType(ir.VoidType(), [h.PTR, h.I64, h.I64, h.PTR, h.I64, h.PTR, h.I64,
                                            h.I64, h.I64, h.I64])
-    fn = ir.Function(module, fnty, name=name)
-    fn.linkage = "internal"
     # kept out of line: inlined into the worker (often its only caller), its accumulators
     # and masks competed for registers with the worker's loops and spilled
-    fn.attributes.add("noinline")
+    fn, fresh = h.helper_function(module, name, fnty, noinline=True)
+    if not fresh:
+        return fn
+    esize = 4 if suffix == "f32" else 8
+    vt = ir.VectorType(ftype, width)
     a, a_rs, a_ks, bp, b_ks, c, c_rs, depth, count, tail_cols = fn.args
     for p in (a, bp, c):
         p.add_attribute("noalias")
@@ -127,15 +124,12 @@ def dot_kernel(module: ir.Module, ftype: ir.Type, width: int, cols: int) -> ir.F
     masked), then a horizontal sum per output."""
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
     name = f"graphc.gemv.dot.{suffix}.{cols}x{width}"
-    found = module.globals.get(name)
-    if found is not None:
-        return found
+    fnty = ir.FunctionType(ir.VoidType(), [h.PTR, h.PTR, h.I64, h.PTR, h.I64])
+    fn, fresh = h.helper_function(module, name, fnty, noinline=True)   # as tile_kernel
+    if not fresh:
+        return fn
     esize = 4 if suffix == "f32" else 8
     vt = ir.VectorType(ftype, width)
-    fnty = ir.FunctionType(ir.VoidType(), [h.PTR, h.PTR, h.I64, h.PTR, h.I64])
-    fn = ir.Function(module, fnty, name=name)
-    fn.linkage = "internal"
-    fn.attributes.add("noinline")          # as tile_kernel: registers
     a, bp, b_rs, c, depth = fn.args
     for p in (a, bp, c):
         p.add_attribute("noalias")
@@ -193,13 +187,10 @@ def row_driver(module: ir.Module, ftype: ir.Type, width: int) -> ir.Function:
     tile blocks. One per dtype, shared by every few-rows matmul of the module."""
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
     name = f"graphc.gemv.rows.{suffix}.{width}"
-    found = module.globals.get(name)
-    if found is not None:
-        return found
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [h.PTR, h.I64, h.I64, h.PTR, h.I64,
-                                                             h.PTR, h.I64, h.I64, h.I64, h.I64]),
-                     name=name)
-    fn.linkage = "internal"
+    fn, fresh = h.helper_function(module, name, ir.FunctionType(
+        ir.VoidType(), [h.PTR, h.I64, h.I64, h.PTR, h.I64, h.PTR, h.I64, h.I64, h.I64, h.I64]))
+    if not fresh:
+        return fn
     a, a_rs, a_ks, bp, n, c, m, k, j0, j1 = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     v0 = b.sdiv(j0, h.i64(width))
@@ -244,12 +235,10 @@ def dot_driver(module: ir.Module, ftype: ir.Type, width: int) -> ir.Function:
     row of A against blocks of DOT_COLUMNS rows of B. One per dtype, shared."""
     suffix = "f32" if isinstance(ftype, ir.FloatType) else "f64"
     name = f"graphc.gemv.dots.{suffix}.{width}"
-    found = module.globals.get(name)
-    if found is not None:
-        return found
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [h.PTR, h.PTR, h.PTR] + [h.I64] * 5),
-                     name=name)
-    fn.linkage = "internal"
+    fn, fresh = h.helper_function(module, name, ir.FunctionType(
+        ir.VoidType(), [h.PTR, h.PTR, h.PTR] + [h.I64] * 5))
+    if not fresh:
+        return fn
     a, bm, c, m, n, k, j0, j1 = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     wide, one = (dot_kernel(module, ftype, width, cols) for cols in DOT_COLUMNS)

@@ -105,6 +105,23 @@ def declare(module: ir.Module, name: str, ret: ir.Type, args: Sequence[ir.Type])
     return ir.Function(module, ir.FunctionType(ret, list(args)), name=name)
 
 
+def helper_function(module: ir.Module, name: str, fnty: ir.FunctionType,
+                    noinline: bool = False) -> tuple:
+    """A helper that kernels share by name (micro-kernels, gemv tiles; the name encodes
+    everything it is built from): (the module's existing one, False) when it has it,
+    defined here or declared for another part's definition (module_builder's
+    SHARED_HELPERS), else (a new internal function for the caller to fill in, True).
+    `noinline`: kept out of its callers (a register-hungry loop that spills when inlined)."""
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing, False
+    fn = ir.Function(module, fnty, name=name)
+    fn.linkage = "internal"
+    if noinline:
+        fn.attributes.add("noinline")
+    return fn, True
+
+
 def intrinsic(b: ir.IRBuilder, base: str, args: Sequence[ir.Value], ret: ir.Type = None,
               suffix_types: Sequence[ir.Type] = None) -> ir.Value:
     """Call `llvm.<base>.<suffix>` (e.g. llvm.fabs.f32 or llvm.fabs.v16f32)."""
