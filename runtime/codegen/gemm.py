@@ -6,7 +6,7 @@ Structure (BLIS-like, with A read in place):
 - Work items: (batch p, column block, row block). A column block is a run of at most
   PANELS_PER_BLOCK panels of NR = NV*W columns; a row block at most MC rows. Items are handed
   out dynamically to the threads of a parallel region (runtime/threads.py). On a team the
-  blocks shrink until every thread has about four items of at most ITEM_NS: columns first
+  blocks shrink until every thread has ITEMS_PER_THREAD items of at most ITEM_NS: columns first
   (narrower column blocks pack no more of B), then rows; on one thread they stay whole.
 - Per item, for each depth block of KC: the B block (KC x columns) is PACKED into a stack
   buffer, panel by panel (KC rows of NR contiguous, 64-byte-aligned values; columns past N
@@ -40,7 +40,13 @@ from .epilogue import masked_load, masked_store
 KC = 256                    # depth block: a packed panel (KC x NR) stays in L1
 MC = 128                    # row block: an A block (MC x KC) stays in L2
 PANELS_PER_BLOCK = 4        # columns per item: PANELS_PER_BLOCK * NR
-ITEM_NS = 100_000           # threaded regions: items of about this many ns or less
+# Threaded regions: items of at most ITEM_NS and at least ITEMS_PER_THREAD per thread. Home
+# ranges hold equal item COUNTS, but items differ in cost (a narrow last column block, e.g.
+# N = 400 is 12.5 panels): the last item a thread takes sets the imbalance, so items are
+# small. 100 us / 4 per thread measured 383 us for 128x784x400 and 62 us for 128x400x100 on
+# two threads; 15 us / 6 per thread 370 and 55 us (sgemm 64-1024 unchanged or faster).
+ITEM_NS = 15_000
+ITEMS_PER_THREAD = 6
 KEEP_SLABS = 4              # a worker keeps a column block's packed B for K <= this * KC
 CTX_WORDS = 14
 
@@ -464,7 +470,7 @@ def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
     # panels are grouped so one packing serves several
     n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK))
     n_rb = _ceil_div(b, m, h.i64(MC))
-    # On a team, enough items for four per thread (dynamic balance) and
+    # On a team, enough items for ITEMS_PER_THREAD per thread (dynamic balance) and
     # items of at most ~ITEM_NS (the threads' last items then end close together; the pool
     # takes a worker that ends > STALL_US after the caller for descheduled): first narrower
     # column blocks (down to one panel: every item still packs only its own columns of B),
@@ -474,7 +480,7 @@ def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
     team = b.sext(b.load(threads.threads_global(module), typ=h.I32, align=4), h.I64)
     split = b.and_(b.icmp_signed(">=", work_ns, h.i64(threads.MIN_PARALLEL_NS)),
                    b.icmp_signed(">", team, h.i64(1)))
-    target = _max(b, b.mul(team, h.i64(4)), b.sdiv(work_ns, h.i64(ITEM_NS)))
+    target = _max(b, b.mul(team, h.i64(ITEMS_PER_THREAD)), b.sdiv(work_ns, h.i64(ITEM_NS)))
     target = b.select(split, target, h.i64(1))
     n_cb = _max(b, n_cb, _min(b, _ceil_div(b, target, batch), panels))
     want = _ceil_div(b, target, b.mul(batch, n_cb))
