@@ -39,6 +39,7 @@ for the given symbol values (option `symbols`, e.g. "N=128").
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -298,30 +299,64 @@ def _place_fresh(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
         for s in _symbols(u["size"]):
             env[s] = int((hint or {}).get(s, DEFAULT_HINT))
     order = sorted(units, key=lambda k: (-evaluate(units[k]["size"], env), units[k]["start"]))
-    zero = ((),)                               # the max expression {0}
+    # Every offset is a sum of sizes, so every polynomial of this placement is a vector of
+    # coefficients over the monomials of the sizes (constant first): comparing two is one
+    # pass over a short tuple, where the sorted-pairs form (mx_le) builds two dicts.
+    sizes = {key: _poly(padded(u["size"])) for key, u in units.items()}
+    basis = sorted({m for p in sizes.values() for m, _ in p} | {()})
+    at = {m: k for k, m in enumerate(basis)}
+
+    def vector(p: tuple) -> tuple:
+        v = [0] * len(basis)
+        for m, c in p:
+            v[at[m]] = c
+        return tuple(v)
+    weights = tuple(_peval(((m, 1),), env) for m in basis)    # each monomial at `env`
+    zero = (vector(()),)                       # the max expression {0}
     placed: list = []                          # (offset expr, top expr, start, end)
     offset_of: dict = {}
     for key in order:
         u = units[key]
-        size = _poly(padded(u["size"]))
+        size = vector(sizes[key])
         clash = [p for p in placed if p[2] <= u["end"] and u["start"] <= p[3]]
-        above_all = mx_max(zero, *[p[1] for p in clash])
+        above_all = _vmx_max(zero, *[p[1] for p in clash])
         best = None
         seen_cands: set = set()
         for cand in [zero] + [p[1] for p in clash] + [above_all]:
             if cand in seen_cands:                 # the same offset, already judged
                 continue
             seen_cands.add(cand)
-            top = mx_add(cand, size)
-            if all(mx_le(p[1], cand) or mx_le(top, p[0]) for p in clash):
-                value = max(_peval(x, env) for x in cand)
+            top = tuple(tuple(map(operator.add, x, size)) for x in cand)
+            if all(_vmx_le(p[1], cand) or _vmx_le(top, p[0]) for p in clash):
+                value = max(sum(map(operator.mul, x, weights)) for x in cand)
                 if best is None or value < best[0]:
                     best = (value, cand)
         offset_of[key] = best[1]
-        placed.append((best[1], mx_add(best[1], size), u["start"], u["end"]))
+        placed.append((best[1], tuple(tuple(map(operator.add, x, size)) for x in best[1]),
+                       u["start"], u["end"]))
     for b in buffers:
-        plan.offsets[b.key] = tuple(_pdim(x) for x in offset_of[root[b.key]])
+        plan.offsets[b.key] = tuple(_pdim(tuple((m, c) for m, c in zip(basis, x) if c))
+                                    for x in offset_of[root[b.key]])
     return plan
+
+
+def _vmx_le(a: tuple, b: tuple) -> bool:
+    """mx_le of max expressions of coefficient vectors (see _place_fresh)."""
+    if len(a) == 1 and len(b) == 1:
+        return all(map(operator.le, a[0], b[0]))
+    return all(any(all(map(operator.le, x, y)) for y in b) for x in a)
+
+
+def _vmx_max(*exprs) -> tuple:
+    """mx_max of max expressions of coefficient vectors."""
+    acc: list = []
+    for e in exprs:
+        for x in e:
+            if x in acc or any(all(map(operator.le, x, y)) for y in acc):
+                continue                         # already there, or dominated
+            acc = [y for y in acc if not all(map(operator.le, y, x))]
+            acc.append(x)
+    return tuple(acc)
 
 
 # -- buffers of a graph ---------------------------------------------------------------------
