@@ -20,6 +20,11 @@
  * with no free slot the call goes to the Python path, which makes a new context. A context
  * whose symbol binding differs from the call's is rebound by its Python `bind` method.
  *
+ * The calling thread's stack must be at least MIN_STACK_BYTES (runtime/stack_check.py: a
+ * matrix product keeps up to 512 KiB on the stack): checked once per thread; a thread with a
+ * smaller stack (or one whose size cannot be read) goes to the Python path, which raises the
+ * clear error (or, where the size cannot be read, runs).
+ *
  * A non-zero status from the entry raises the exception that the Python callable
  * `status_error(status, kind, value, bound, axis)` returns (the error words are read before
  * the context is released): the ExecutionError the Python path raises.
@@ -29,6 +34,32 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__GLIBC__) || defined(__linux__)
+#include <pthread.h>
+#define HAVE_GETATTR_NP 1
+#endif
+
+#define MIN_STACK_BYTES (1 << 20)      /* as runtime/stack_check.py */
+
+/* 1: this thread's stack was found big enough (then the Python path's check passed too) */
+static _Thread_local int thread_stack_ok = 0;
+
+static int
+stack_big_enough(void)
+{
+#ifdef HAVE_GETATTR_NP
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return 0;
+    int ok = pthread_attr_getstack(&attr, &addr, &size) == 0 && size >= MIN_STACK_BYTES;
+    pthread_attr_destroy(&attr);
+    return ok;
+#else
+    return 0;                          /* unknown: the Python path decides */
+#endif
+}
 
 typedef int32_t (*entry_fn)(void **args, const int64_t *symbols);
 
@@ -424,6 +455,11 @@ state_call(State *self, PyObject *const *args, Py_ssize_t n_args, PyObject *out)
         }
     }
 
+    if (!thread_stack_ok) {                          /* first call on this thread */
+        if (!stack_big_enough())
+            goto done;                               /* the Python path raises */
+        thread_stack_ok = 1;
+    }
     if (self->n_free == 0)                           /* every context is in use */
         goto done;
     slot = self->free_slots[--self->n_free];         /* ours until pushed back */

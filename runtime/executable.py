@@ -45,6 +45,7 @@ from .arguments import ArgumentChecker, check_out_array
 from .compile import CompiledGraph
 from .params import ParamStore, aligned_empty, data_address
 from .plan import call_signature, describe
+from .stack_check import require_stack
 
 
 _DENSE_AND_ALIGNED = 0x0001 | 0x0100       # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
@@ -311,7 +312,9 @@ class Executable:
 
     def _acquire(self) -> _CallContext:
         """An idle call context (the C state's free list when there is one: the native
-        and Python paths share the contexts), or a new one."""
+        and Python paths share the contexts), or a new one. Refuses a thread whose stack
+        is too small for compiled code (runtime/stack_check.py)."""
+        require_stack(self.graph.name)
         if self._native is not None:
             ctx = self._native.pop_context()
             if ctx is not None:

@@ -272,7 +272,9 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     keep_all = b.and_(b.icmp_signed("<=", n_kb, h.i64(KEEP_SLABS)),
                       b.icmp_signed("==", n_slices, h.i64(1)))
     slab = KC * nr * PANELS_PER_BLOCK
-    # static size (512 KiB): a dynamic alloca made small products ~3% slower
+    # static size (512 KiB): a dynamic alloca made small products ~3% slower. No stack
+    # probes (LLVM's "probe-stack" cost 0.5 us per call of a 64x64 product, touching all 128
+    # pages): the call boundary refuses threads with stacks under 1 MiB (stack_check.py)
     pack = b.alloca(ir.ArrayType(ftype, slab * KEEP_SLABS), name="bpack")
     pack.align = 64
     pack.type = h.PTR                          # opaque: geps give element pointers
