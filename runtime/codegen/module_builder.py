@@ -108,30 +108,41 @@ def build_module(graph: Graph, plan: BufferPlan, target, profile: bool = False) 
     return build_modules(graph, plan, target, profile, 1)[0]
 
 
-LOOP_COST = 48        # instructions a loop is worth (see llvm_cost)
-FUNCTION_COST = 140   # ... and a function
+# llvm_cost's weights, in instructions of a full-speed function
+LOOP_COST = 27                 # a loop of a full-speed function
+OPTSIZE_COSTS = (0.8, 10)      # an instruction and a loop of an optsize function
+FUSED_REDUCTION_COST = 0.32    # an instruction of a fused reduction's kernel
 
 
-def llvm_cost(functions) -> int:
+def llvm_cost(functions, fused_reduction: bool = False) -> int:
     """A rough estimate of LLVM's time on `functions`, in instructions: each loop counts as
     LOOP_COST more, since LLVM's loop passes (vectoriser, unroller, strength reduction) do
-    most of the work and a short scalar loop can cost more than a long straight run, and
-    each function FUNCTION_COST more. Least-squares fit of LLVM's O2 time (optimise + emit)
-    on the 104 functions of the W1/W3 training steps (0.041 ms per instruction, 2.0 ms per
-    loop, 5.8 ms per function; r^2 0.70); used to balance the parts of a module."""
-    cost = 0
+    most of the work and a short scalar loop can cost more than a long straight run; a
+    function with optsize, or the kernel of a fused reduction (`fused_reduction`: its loops
+    are short and cheap), has other weights. Least-squares fit of LLVM's O2 time (optimise +
+    emit) on the 106 functions of the W1/LeNet training steps, each compiled alone (full
+    speed: 0.069 ms per instruction, 1.9 ms per loop; optsize: 0.056 and 0.71 ms; fused
+    reduction: 0.022 ms per instruction; r^2 0.97); used to balance the parts of a module
+    and to order them."""
+    cost = 0.0
     for fn in functions:
         if not fn.blocks:
             continue                                   # a declaration
-        cost += FUNCTION_COST
+        inst = loops = 0
         index = {id(block): k for k, block in enumerate(fn.blocks)}
         for k, block in enumerate(fn.blocks):
-            cost += len(block.instructions)
+            inst += len(block.instructions)
             term = block.terminator
             if term is not None:
-                cost += LOOP_COST * sum(1 for op in term.operands
-                                        if index.get(id(op), k + 1) <= k)   # a back edge
-    return cost
+                loops += sum(1 for op in term.operands
+                             if index.get(id(op), k + 1) <= k)   # a back edge
+        if fused_reduction:
+            cost += FUSED_REDUCTION_COST * inst
+        elif "optsize" in fn.attributes:
+            cost += OPTSIZE_COSTS[0] * inst + OPTSIZE_COSTS[1] * loops
+        else:
+            cost += inst + LOOP_COST * loops
+    return int(cost)
 
 
 def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
@@ -159,15 +170,16 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
     ctxs = [ModuleContext(m, target, plan.symbols) for m in modules]
     for c in ctxs:
         c.updates_params = bool(plan.updates)
-    sizes = [0] * parts
-    # part 0 also holds the entry and arena functions (~ this many instructions: counted
-    # when they are done, so this only steers the first kernels away from part 0)
-    sizes[0] = 25 * len(plan.kernel_nodes) + 20 * len(plan.slots)
     module, ctx = modules[0], ctxs[0]
     shared: set = set()                  # names of the shared helpers defined so far
     table = abi.ArgTable(len(plan.data_inputs), len(plan.returned), len(plan.params))
     layout = _emit_arena_layout_function(module, plan)
-    _emit_arena_bytes_function(module, layout, len(plan.slots))
+    arena_bytes = _emit_arena_bytes_function(module, layout, len(plan.slots))
+    sizes = [0] * parts
+    # part 0 also holds the entry and arena functions (the entry's ~8 instructions per
+    # kernel are an estimate until it is done: it steers the first kernels away from part 0)
+    entry_estimate = 8 * len(plan.kernel_nodes)
+    sizes[0] = llvm_cost([layout, arena_bytes]) + entry_estimate
 
     entry = ir.Function(module, ir.FunctionType(h.I32, [h.PTR, h.PTR]), name=abi.ENTRY_NAME)
     args_arg, syms_arg = entry.args
@@ -234,7 +246,7 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
         kb.finish()
         if _optimised_for_size(node):
             _add_optsize(kctx.module.functions[before:])
-        sizes[part] += llvm_cost(kctx.module.functions[before:])
+        sizes[part] += llvm_cost(kctx.module.functions[before:], _is_fused_reduction(node))
         if parts > 1:
             _share_new_helpers(modules, part, shared)
         callee = kb.function
@@ -267,16 +279,21 @@ def build_modules(graph: Graph, plan: BufferPlan, target, profile: bool = False,
     if profile:
         account(len(plan.kernel_nodes), start)
     b.ret(h.i32(0))
+    sizes[0] += llvm_cost([entry]) - entry_estimate
     if any(threads.NUM_THREADS_GLOBAL in m.globals for m in modules[1:]):
         threads.threads_global(module)     # the other parts only declare it: define it here
-    for m in modules:                      # parallel_compile.py compiles the costliest first
-        m.graphc_cost = llvm_cost(m.functions)
+    for m, size in zip(modules, sizes):    # parallel_compile.py compiles the costliest first
+        m.graphc_cost = size
     return modules
 
 
 # Kernels LLVM optimises at full speed; the others get `optsize` (see _optimised_for_size).
 SPEED_OPS = ("matmul", "max_pool2d", "avg_pool2d")
 SPEED_FUSED_KINDS = ("contraction", "reduction")
+
+
+def _is_fused_reduction(node) -> bool:
+    return node.op == "fused" and node.attrs.get("kind") == "reduction"
 
 
 def _optimised_for_size(node) -> bool:
@@ -377,7 +394,8 @@ def _slot_offsets(b: ir.IRBuilder, layout: ir.Function, symbols: ir.Value, n_slo
                    typ=h.I64, name=f"slot{k}.offset", align=8) for k in range(n_slots)]
 
 
-def _emit_arena_bytes_function(module: ir.Module, layout: ir.Function, n_slots: int) -> None:
+def _emit_arena_bytes_function(module: ir.Module, layout: ir.Function,
+                               n_slots: int) -> ir.Function:
     fn = ir.Function(module, ir.FunctionType(h.I64, [h.PTR]), name=abi.ARENA_BYTES_NAME)
     syms = fn.args[0]
     syms.name = "symbols"
@@ -385,6 +403,7 @@ def _emit_arena_bytes_function(module: ir.Module, layout: ir.Function, n_slots: 
     scratch = b.alloca(ir.ArrayType(h.I64, max(n_slots, 1)), name="slot.offsets")
     scratch.align = 8
     b.ret(b.call(layout, [syms, scratch]))
+    return fn
 
 
 def check_lowerings(graph: Graph) -> None:
