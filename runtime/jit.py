@@ -19,8 +19,13 @@ import llvmlite.ir as llvm_ir
 
 from ir import CompileError
 
-from . import parallel_compile, threads
+from . import parallel_compile, pool, threads
 from .target import LLVM_LOCK, Target, initialise_llvm
+
+# The thread pool's first build in a process (pool.py compiles its module: ~0.03 s), in
+# module_builder.llvm_cost units (~0.07 ms each): the multi-part compile fits it in among
+# the parts as if it were one (parallel_compile.compile_parts)
+POOL_BUILD_COST = 400
 
 # Functions LLVM may emit calls to while lowering intrinsics (llvm.exp -> expf, ...).
 _LIBM_NAMES = ("exp", "expf", "log", "logf", "pow", "powf", "sqrt", "sqrtf")
@@ -67,13 +72,14 @@ class JitModule:
             with LLVM_LOCK:
                 self._check_symbols([_Symbols.of_parsed(mod)])
         else:
-            def while_children_compile():        # when no part is left for us to take
+            def while_children_compile():        # in its place among our parts
                 # (the check needs the pool: it provides graphc_parallel)
                 threads.ensure_pool()
                 with LLVM_LOCK:
                     self._check_symbols([_Symbols.of(p) for p in parts])
-            objects = parallel_compile.compile_parts(parts, target, opt_level,
-                                                     while_children_compile)
+            objects = parallel_compile.compile_parts(
+                parts, target, opt_level, while_children_compile,
+                POOL_BUILD_COST if pool.POOL.engine is None else 0)
         # kept for ir_unoptimized: texts, or modules only when they cannot be rebuilt
         self._parts = (None if ir_source is not None and not all(isinstance(p, str)
                                                                   for p in parts)

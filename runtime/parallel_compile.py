@@ -21,9 +21,11 @@ GRAPHC_PARALLEL_COMPILE=0, every module is one part.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import struct
+import termios
 import threading
 import time
 
@@ -96,11 +98,17 @@ def _cost(part) -> int:
     return getattr(part, "graphc_cost", 0)
 
 
-def compile_parts(parts: list, target, opt_level: int, meanwhile=None) -> list:
+def compile_parts(parts: list, target, opt_level: int, meanwhile=None,
+                  meanwhile_cost: int = 0) -> list:
     """[object bytes of every part], compiled by this process and forked children taking
-    parts from one queue. `meanwhile()`, if given, runs here once no part is left to take
-    (work of ours that needs no part's code: it overlaps the children's last parts)."""
+    parts from one queue. `meanwhile()`, if given, is work of ours that needs no part's
+    code (building the thread pool): it runs here in its place in the queue's order, as
+    if it were a part of cost `meanwhile_cost` (module_builder.llvm_cost units) that only
+    this process may take; else, or with parts given as text (no costs), once no part is
+    left to take (it then overlaps the children's last parts)."""
     order = sorted(range(len(parts)), key=lambda i: -_cost(parts[i]))
+    if not meanwhile_cost or any(isinstance(p, str) for p in parts):
+        meanwhile_cost = 0
     queue_r, queue_w = os.pipe()
     os.write(queue_w, bytes(order))
     os.close(queue_w)                 # an empty queue then reads as end of file
@@ -111,7 +119,12 @@ def compile_parts(parts: list, target, opt_level: int, meanwhile=None) -> list:
                 children.append(_spawn(parts, queue_r, target, opt_level))
         start = time.monotonic()
         objects = {}
-        while (i := _take(queue_r)) is not None:
+        while True:
+            if meanwhile is not None and _next_cost(queue_r, order, parts) < meanwhile_cost:
+                meanwhile()
+                meanwhile = None
+            if (i := _take(queue_r)) is None:
+                break
             objects[i] = compile_one(text_of(parts[i]), target, opt_level)[1]
         busy = time.monotonic() - start
         if meanwhile is not None:
@@ -130,6 +143,13 @@ def compile_parts(parts: list, target, opt_level: int, meanwhile=None) -> list:
         if i not in objects:
             objects[i] = compile_one(text_of(parts[i]), target, opt_level)[1]
     return [objects[i] for i in range(len(parts))]
+
+
+def _next_cost(queue_fd: int, order: list, parts: list) -> int:
+    """The cost of the part the queue hands out next (-1 when it is empty): the queue holds
+    the last parts of `order`, as many as it has bytes left."""
+    left = struct.unpack("i", fcntl.ioctl(queue_fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    return _cost(parts[order[len(order) - left]]) if left else -1
 
 
 def _take(queue_fd: int):

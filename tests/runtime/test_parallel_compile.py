@@ -153,7 +153,8 @@ def test_parts_are_taken_from_one_queue(no_disk_cache, monkeypatch, tmp_path):
 
 def test_llvm_cost_counts_loops():
     import llvmlite.ir as llir
-    from runtime.codegen.module_builder import FUNCTION_COST, LOOP_COST, llvm_cost
+    from runtime.codegen.module_builder import (FUSED_REDUCTION_COST, LOOP_COST,
+                                                OPTSIZE_COSTS, llvm_cost)
     m = llir.Module()
     fn = llir.Function(m, llir.FunctionType(llir.VoidType(), []), name="f")
     entry, loop, done = fn.append_basic_block(), fn.append_basic_block(), fn.append_basic_block()
@@ -162,7 +163,40 @@ def test_llvm_cost_counts_loops():
     b.cbranch(llir.Constant(llir.IntType(1), 0), loop, done)      # a back edge
     llir.IRBuilder(done).ret_void()
     declared = llir.Function(m, llir.FunctionType(llir.VoidType(), []), name="g")
-    assert llvm_cost([fn, declared]) == FUNCTION_COST + 3 + LOOP_COST
+    assert llvm_cost([fn, declared]) == 3 + LOOP_COST
+    assert llvm_cost([fn], fused_reduction=True) == int(3 * FUSED_REDUCTION_COST)
+    fn.attributes.add("optsize")
+    assert llvm_cost([fn]) == int(3 * OPTSIZE_COSTS[0] + OPTSIZE_COSTS[1])
+
+
+def test_meanwhile_runs_in_its_place_among_the_parts(monkeypatch):
+    """With no child (one process), the parts are compiled costliest first and the
+    meanwhile work runs between the parts costlier than it and the cheaper ones; with parts
+    given as text (no costs) it runs after the last part."""
+    import llvmlite.ir as llir
+    from runtime.target import host_target
+    monkeypatch.setattr(parallel_compile, "processes", lambda: 1)
+    events = []
+    real = parallel_compile.compile_one
+
+    def compile_one(text, target, opt_level):
+        events.append(text.split("@")[1].split("(")[0].strip('"'))
+        return real(text, target, opt_level)
+    monkeypatch.setattr(parallel_compile, "compile_one", compile_one)
+    parts = []
+    for name, cost in (("low", 10), ("high", 300), ("mid", 120)):
+        m = llir.Module(name=name)
+        fn = llir.Function(m, llir.FunctionType(llir.VoidType(), []), name=name)
+        llir.IRBuilder(fn.append_basic_block()).ret_void()
+        m.graphc_cost = cost
+        parts.append(m)
+    objects = parallel_compile.compile_parts(parts, host_target(), 2,
+                                             lambda: events.append("meanwhile"), 50)
+    assert events == ["high", "mid", "meanwhile", "low"] and len(objects) == 3
+    events.clear()
+    parallel_compile.compile_parts([str(p) for p in parts], host_target(), 2,
+                                   lambda: events.append("meanwhile"), 50)
+    assert events[-1] == "meanwhile" and len(events) == 4
 
 
 def test_pack_and_unpack_objects():
