@@ -104,8 +104,9 @@ def compile_parts(parts: list, target, opt_level: int, meanwhile=None,
     parts from one queue. `meanwhile()`, if given, is work of ours that needs no part's
     code (building the thread pool): it runs here in its place in the queue's order, as
     if it were a part of cost `meanwhile_cost` (module_builder.llvm_cost units) that only
-    this process may take; else, or with parts given as text (no costs), once no part is
-    left to take (it then overlaps the children's last parts)."""
+    this process may take, and at the latest before the last part (_meanwhile_now); with
+    no cost, or parts given as text (no costs), once no part is left to take (it then
+    overlaps the children's last parts)."""
     order = sorted(range(len(parts)), key=lambda i: -_cost(parts[i]))
     if not meanwhile_cost or any(isinstance(p, str) for p in parts):
         meanwhile_cost = 0
@@ -120,7 +121,7 @@ def compile_parts(parts: list, target, opt_level: int, meanwhile=None,
         start = time.monotonic()
         objects = {}
         while True:
-            if meanwhile is not None and _next_cost(queue_r, order, parts) < meanwhile_cost:
+            if meanwhile is not None and _meanwhile_now(queue_r, order, parts, meanwhile_cost):
                 meanwhile()
                 meanwhile = None
             if (i := _take(queue_r)) is None:
@@ -145,11 +146,16 @@ def compile_parts(parts: list, target, opt_level: int, meanwhile=None,
     return [objects[i] for i in range(len(parts))]
 
 
-def _next_cost(queue_fd: int, order: list, parts: list) -> int:
-    """The cost of the part the queue hands out next (-1 when it is empty): the queue holds
-    the last parts of `order`, as many as it has bytes left."""
+def _meanwhile_now(queue_fd: int, order: list, parts: list, cost: int) -> bool:
+    """Whether the meanwhile work (of `cost`) goes before the part the queue hands out next:
+    when that part is cheaper (costliest-first order), or is the last one (then a child that
+    frees up while we do it takes that part, rather than waiting for us to do both), or the
+    queue is empty. With cost 0, only the last. (The queue holds the last parts of `order`,
+    as many as it has bytes left.)"""
     left = struct.unpack("i", fcntl.ioctl(queue_fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-    return _cost(parts[order[len(order) - left]]) if left else -1
+    if left == 0:
+        return True
+    return cost > 0 and (left == 1 or _cost(parts[order[len(order) - left]]) < cost)
 
 
 def _take(queue_fd: int):

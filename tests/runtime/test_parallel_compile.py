@@ -171,8 +171,8 @@ def test_llvm_cost_counts_loops():
 
 def test_meanwhile_runs_in_its_place_among_the_parts(monkeypatch):
     """With no child (one process), the parts are compiled costliest first and the
-    meanwhile work runs between the parts costlier than it and the cheaper ones; with parts
-    given as text (no costs) it runs after the last part."""
+    meanwhile work runs between the parts costlier than it and the cheaper ones, at the
+    latest before the last part; with parts given as text (no costs) after the last part."""
     import llvmlite.ir as llir
     from runtime.target import host_target
     monkeypatch.setattr(parallel_compile, "processes", lambda: 1)
@@ -193,6 +193,10 @@ def test_meanwhile_runs_in_its_place_among_the_parts(monkeypatch):
     objects = parallel_compile.compile_parts(parts, host_target(), 2,
                                              lambda: events.append("meanwhile"), 50)
     assert events == ["high", "mid", "meanwhile", "low"] and len(objects) == 3
+    events.clear()
+    parallel_compile.compile_parts(parts, host_target(), 2, lambda: events.append("meanwhile"),
+                                   5)
+    assert events == ["high", "mid", "meanwhile", "low"]        # before the last part
     events.clear()
     parallel_compile.compile_parts([str(p) for p in parts], host_target(), 2,
                                    lambda: events.append("meanwhile"), 50)
