@@ -315,6 +315,20 @@ def _place_fresh(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
     zero = (vector(()),)                       # the max expression {0}
     placed: list = []                          # (offset expr, top expr, start, end)
     offset_of: dict = {}
+    # "top of a placed unit <= candidate" for candidates that are themselves {0} or a placed
+    # top is asked again for every later unit they both clash with: remembered by the
+    # identity of the two expressions (all kept alive by `placed`)
+    below: dict = {}
+    lasting = {id(zero)}
+
+    def top_below(p, cand) -> bool:
+        if id(cand) not in lasting:
+            return _vmx_le(p[1], cand)
+        k = (id(p[1]), id(cand))
+        known = below.get(k)
+        if known is None:
+            known = below[k] = _vmx_le(p[1], cand)
+        return known
     for key in order:
         u = units[key]
         size = vector(sizes[key])
@@ -327,13 +341,14 @@ def _place_fresh(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
                 continue
             seen_cands.add(cand)
             top = tuple(tuple(map(operator.add, x, size)) for x in cand)
-            if all(_vmx_le(p[1], cand) or _vmx_le(top, p[0]) for p in clash):
+            if all(top_below(p, cand) or _vmx_le(top, p[0]) for p in clash):
                 value = max(sum(map(operator.mul, x, weights)) for x in cand)
                 if best is None or value < best[0]:
                     best = (value, cand)
         offset_of[key] = best[1]
         placed.append((best[1], tuple(tuple(map(operator.add, x, size)) for x in best[1]),
                        u["start"], u["end"]))
+        lasting.add(id(placed[-1][1]))
     for b in buffers:
         plan.offsets[b.key] = tuple(_pdim(tuple((m, c) for m, c in zip(basis, x) if c))
                                     for x in offset_of[root[b.key]])
