@@ -99,17 +99,25 @@ def _cost(part) -> int:
 
 
 def compile_parts(parts: list, target, opt_level: int, meanwhile=None,
-                  meanwhile_cost: int = 0) -> list:
+                  meanwhile_cost: int = 0, meanwhile_in_child=None) -> list:
     """[object bytes of every part], compiled by this process and forked children taking
     parts from one queue. `meanwhile()`, if given, is work of ours that needs no part's
-    code (building the thread pool): it runs here in its place in the queue's order, as
-    if it were a part of cost `meanwhile_cost` (module_builder.llvm_cost units) that only
-    this process may take, and at the latest before the last part (_meanwhile_now); with
-    no cost, or parts given as text (no costs), once no part is left to take (it then
-    overlaps the children's last parts)."""
-    order = sorted(range(len(parts)), key=lambda i: -_cost(parts[i]))
-    if not meanwhile_cost or any(isinstance(p, str) for p in parts):
-        meanwhile_cost = 0
+    code (building the thread pool). It goes in its place in the queue's costliest-first
+    order, as if it were a part of cost `meanwhile_cost` (module_builder.llvm_cost units):
+    - with `meanwhile_in_child`, it is an item of the queue any process may take; a child
+      that takes it runs `meanwhile_in_child()` (work that makes ours cheap: the pool's
+      build stores its object in the on-disk cache), and we run `meanwhile()` once the
+      children are done;
+    - else only this process may take it, at the latest before the last part
+      (_meanwhile_now); with no cost, or parts given as text (no costs), once no part is
+      left to take (it then overlaps the children's last parts)."""
+    if not meanwhile_cost or meanwhile is None or any(isinstance(p, str) for p in parts):
+        meanwhile_cost, meanwhile_in_child = 0, None
+    costs = [_cost(p) for p in parts]
+    shared = meanwhile_in_child is not None
+    if shared:                        # the meanwhile work is item len(parts) of the queue
+        costs.append(meanwhile_cost)
+    order = sorted(range(len(costs)), key=lambda i: -costs[i])
     queue_r, queue_w = os.pipe()
     os.write(queue_w, bytes(order))
     os.close(queue_w)                 # an empty queue then reads as end of file
@@ -117,19 +125,25 @@ def compile_parts(parts: list, target, opt_level: int, meanwhile=None,
     try:
         with LLVM_LOCK:               # no other thread of ours is inside LLVM while we fork
             for _ in range(processes() - 1):
-                children.append(_spawn(parts, queue_r, target, opt_level))
+                children.append(_spawn(parts, queue_r, target, opt_level, meanwhile_in_child))
         start = time.monotonic()
         objects = {}
         while True:
-            if meanwhile is not None and _meanwhile_now(queue_r, order, parts, meanwhile_cost):
+            if not shared and meanwhile is not None and \
+                    _meanwhile_now(queue_r, order, costs, meanwhile_cost):
                 meanwhile()
                 meanwhile = None
             if (i := _take(queue_r)) is None:
                 break
+            if i == len(parts):
+                meanwhile()
+                meanwhile = None
+                continue
             objects[i] = compile_one(text_of(parts[i]), target, opt_level)[1]
         busy = time.monotonic() - start
-        if meanwhile is not None:
-            meanwhile()
+        if meanwhile is not None and not (shared and children):
+            meanwhile()               # (else a child took it: after the children)
+            meanwhile = None
     except BaseException:
         for pid, fd in children:      # our error, not theirs: do not leave them running
             _collect(pid, fd, 0.0)
@@ -140,13 +154,15 @@ def compile_parts(parts: list, target, opt_level: int, meanwhile=None,
     patience = max(CHILD_PATIENCE[0], CHILD_PATIENCE[1] * busy)
     for pid, fd in children:
         objects.update(_collect(pid, fd, patience))
+    if meanwhile is not None:
+        meanwhile()
     for i in range(len(parts)):       # parts a failed or stuck child took
         if i not in objects:
             objects[i] = compile_one(text_of(parts[i]), target, opt_level)[1]
     return [objects[i] for i in range(len(parts))]
 
 
-def _meanwhile_now(queue_fd: int, order: list, parts: list, cost: int) -> bool:
+def _meanwhile_now(queue_fd: int, order: list, costs: list, cost: int) -> bool:
     """Whether the meanwhile work (of `cost`) goes before the part the queue hands out next:
     when that part is cheaper (costliest-first order), or is the last one (then a child that
     frees up while we do it takes that part, rather than waiting for us to do both), or the
@@ -155,7 +171,7 @@ def _meanwhile_now(queue_fd: int, order: list, parts: list, cost: int) -> bool:
     left = struct.unpack("i", fcntl.ioctl(queue_fd, termios.FIONREAD, b"\0\0\0\0"))[0]
     if left == 0:
         return True
-    return cost > 0 and (left == 1 or _cost(parts[order[len(order) - left]]) < cost)
+    return cost > 0 and (left == 1 or costs[order[len(order) - left]] < cost)
 
 
 def _take(queue_fd: int):
@@ -165,7 +181,7 @@ def _take(queue_fd: int):
     return got[0] if got else None
 
 
-def _spawn(parts: list, queue_fd: int, target, opt_level: int):
+def _spawn(parts: list, queue_fd: int, target, opt_level: int, meanwhile=None):
     from . import pool
     read_fd, write_fd = os.pipe()
     pool.POOL.forking_compiler = True         # the child must not restart the pool's threads
@@ -181,6 +197,12 @@ def _spawn(parts: list, queue_fd: int, target, opt_level: int):
             # which it does only when it runs out of parts itself
             done = []
             while (i := _take(queue_fd)) is not None:
+                if i == len(parts):           # the parent's meanwhile work, shared
+                    try:
+                        meanwhile()
+                    except Exception:         # the parent does all of it then
+                        pass
+                    continue
                 done.append((i, compile_one(text_of(parts[i]), target, opt_level)[1]))
             payload = b"".join(struct.pack("<IQ", i, len(obj)) + obj for i, obj in done)
             view = memoryview(struct.pack("<Q", len(payload)) + payload)

@@ -203,6 +203,38 @@ def test_meanwhile_runs_in_its_place_among_the_parts(monkeypatch):
     assert events[-1] == "meanwhile" and len(events) == 4
 
 
+@two_cpus
+def test_a_child_may_take_the_shared_meanwhile_work(monkeypatch, tmp_path):
+    """With `meanwhile_in_child`, the meanwhile work is an item of the queue: a child that
+    takes it runs meanwhile_in_child, and this process runs meanwhile after the children."""
+    import time
+    import llvmlite.ir as llir
+    from runtime.target import host_target
+    parent, log = os.getpid(), tmp_path / "log"
+    real = parallel_compile.compile_one
+
+    def compile_one(text, target, opt_level):
+        if os.getpid() == parent:
+            time.sleep(0.3)                  # the child reaches the cheap last item first
+        return real(text, target, opt_level)
+    monkeypatch.setattr(parallel_compile, "compile_one", compile_one)
+
+    def note(what):
+        with open(log, "a") as f:
+            f.write(f"{what} {'parent' if os.getpid() == parent else 'child'}\n")
+    parts = []
+    for k in range(2):
+        m = llir.Module(name=f"p{k}")
+        fn = llir.Function(m, llir.FunctionType(llir.VoidType(), []), name=f"f{k}")
+        llir.IRBuilder(fn.append_basic_block()).ret_void()
+        m.graphc_cost = 100
+        parts.append(m)
+    objects = parallel_compile.compile_parts(parts, host_target(), 2, lambda: note("meanwhile"),
+                                             10, lambda: note("in-child"))
+    assert len(objects) == 2 and all(objects)
+    assert log.read_text().splitlines() == ["in-child child", "meanwhile parent"]
+
+
 def test_pack_and_unpack_objects():
     objs = [b"\x7fELF one", b"", b"\x7fELF three" * 100]
     assert parallel_compile.unpack_objects(parallel_compile.pack_objects(objs)) == objs
