@@ -5,7 +5,8 @@ the structural hash of the graph (without parameter values), the target (triple,
 CPU features, llvmlite version), the compile options, and a fingerprint of graphc's code
 generator (the source of runtime/ and the threading threshold), so a changed code generator
 never reuses stale code. Location: $GRAPHC_CACHE_DIR, else ~/.cache/graphc; GRAPHC_CACHE=0
-disables it. Entries are written atomically (temporary file + rename) with a header holding
+disables it; $GRAPHC_CACHE_MAX_MB caps its size (cache_prune.py: least recently used entries
+go first). Entries are written atomically (temporary file + rename) with a header holding
 the payload's checksum; an entry that is truncated, corrupted or unreadable is ignored
 (and rebuilt by the caller). Nothing is unpickled: the payload is raw object bytes. A JSON
 side entry per key holds the buffer placement (arena offsets as text), so a warm start
@@ -19,6 +20,8 @@ import json
 import os
 import tempfile
 from typing import Optional
+
+from . import cache_prune
 
 MAGIC = b"GRAPHC-OBJ-1\n"
 
@@ -87,6 +90,7 @@ def load(key: str) -> Optional[bytes]:
     payload = data[header_end + 1:]
     if hashlib.sha256(payload).hexdigest() != checksum:
         return None
+    cache_prune.mark_used(_path(key))
     return payload
 
 
@@ -114,6 +118,7 @@ def store(key: str, payload: bytes) -> None:
     """Write an entry atomically; any filesystem problem just leaves the cache as it was."""
     _store_file(_path(key), MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
                 + payload)
+    cache_prune.maybe_prune(cache_dir())      # at most hourly: keeps the cache under its cap
 
 
 def _store_file(path: str, data: bytes) -> None:
