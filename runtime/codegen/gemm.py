@@ -48,7 +48,7 @@ PANELS_PER_BLOCK = 4        # columns per item: PANELS_PER_BLOCK * NR
 ITEM_NS = 15_000
 ITEMS_PER_THREAD = 6
 KEEP_SLABS = 4              # a worker keeps a column block's packed B for K <= this * KC
-CTX_WORDS = 14
+CTX_WORDS = 12
 
 
 @dataclass(frozen=True)
@@ -174,8 +174,7 @@ def fma_loop(b: ir.IRBuilder, vt: ir.VectorType, depth: ir.Value, a_rows: list,
 
 class _Ctx:
     """Named slots of the worker context (an i64 array; pointers stored as integers)."""
-    (A, B, C, P, M, N, K, N_COL_BLOCKS, N_ROW_BLOCKS, ROW_BLOCK, N_ITEMS, COUNTER,
-     Q) = range(13)
+    (A, B, C, P, M, N, K, N_COL_BLOCKS, N_ROW_BLOCKS, ROW_BLOCK, N_ITEMS, Q) = range(12)
 
 
 def ctx_get(b, ctx, slot, typ=h.I64):
@@ -260,8 +259,9 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     ukr = microkernel(module, ftype, width, tile)
     half = microkernel(module, ftype, width, Tile(tile.mr, 1)) if tile.nv > 1 else None
     nr = tile.nv * width
-    ctx, participant = fn.args
+    block, participant = fn.args               # a threads.region_block
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ctx = threads.context_words(b, block)
     st = form.setup(b, ctx, ftype)
     m, n, k_dim, n_slices = st["m"], st["n"], st["k"], st["q"]
     n_kb = _max(b, _ceil_div(b, k_dim, h.i64(KC)), h.i64(1))
@@ -280,7 +280,7 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     pack.type = h.PTR                          # opaque: geps give element pointers
     n_cb, n_rb = ctx_get(b, ctx, _Ctx.N_COL_BLOCKS), ctx_get(b, ctx, _Ctx.N_ROW_BLOCKS)
     row_block, n_items = ctx_get(b, ctx, _Ctx.ROW_BLOCK), ctx_get(b, ctx, _Ctx.N_ITEMS)
-    claim = ctx_get(b, ctx, _Ctx.COUNTER, h.PTR)
+    claim = block
     cursor = threads.new_cursor(b)
     panels = _ceil_div(b, n, h.i64(nr))
     packed_for = b.alloca(h.I64, name="packed.for")
@@ -439,8 +439,8 @@ def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: 
     module = kb.module
     ftype = h.register_type(dtype)
     width = kb.target.vector_width(dtype.itemsize)
-    ctx = kb.local(ir.ArrayType(h.I64, CTX_WORDS), "gemm.ctx")
-    ctx.type = h.PTR                           # opaque: geps give element pointers
+    block = threads.region_block(kb, CTX_WORDS, "gemm.ctx")
+    ctx = threads.context_words(b, block)
 
     def put(slot, value):
         if value.type == h.PTR:
@@ -452,8 +452,6 @@ def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: 
     for slot, value in ((_Ctx.P, batch), (_Ctx.M, m), (_Ctx.N, n), (_Ctx.K, k_dim),
                         (_Ctx.Q, slices)):
         put(slot, value)
-    counter = threads.claim_area(kb)
-    put(_Ctx.COUNTER, counter)
     # ~ single-thread nanoseconds: 2*M*N*K flops at ~100 per ns (the packed kernel's rate
     # here), plus streaming B once
     depth = b.mul(k_dim, slices)
@@ -463,10 +461,10 @@ def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: 
     nonempty = b.and_(b.icmp_signed(">", b.mul(batch, m), h.i64(0)),
                       b.icmp_signed(">", n, h.i64(0)))
     with b.if_then(nonempty):
-        _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n, work_ns)
+        _launch(b, module, ftype, width, tile, form, block, put, batch, m, n, work_ns)
 
 
-def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n, work_ns):
+def _launch(b, module, ftype, width, tile, form, block, put, batch, m, n, work_ns):
     nr = tile.nv * width
     panels = _ceil_div(b, n, h.i64(nr))
     # panels are grouped so one packing serves several
@@ -495,4 +493,4 @@ def _launch(b, module, ftype, width, tile, form, ctx, put, counter, batch, m, n,
     put(_Ctx.ROW_BLOCK, row_block)
     put(_Ctx.N_ITEMS, n_items)
     fn = worker(module, ftype, width, tile, form)
-    threads.emit_parallel(b, fn, ctx, n_items, work_ns, counter)
+    threads.emit_parallel(b, fn, block, n_items, work_ns)

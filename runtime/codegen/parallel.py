@@ -5,7 +5,8 @@
     parallel_for(kb, n_items, work_ns, body, args=[chunk, count])
 
 The kernel's arguments (errinfo, symbol values, buffer pointers) and the extra i64 values
-`args` are written into a context array on the kernel's stack; the worker function reads
+`args` are written into a context array on the kernel's stack (the context words of a
+`threads.region_block`, after the region's claim area); the worker function reads
 them back, so inside it `wkb.inputs[k]` / `wkb.outputs[k]` are the same buffers as the
 kernel's (same dtype, shape, alignment; `wkb.remap(buf)` maps any of the kernel's Buffers to
 the worker's), `wkb.dim(d)` evaluates dims from the same symbol values, and `args` arrive as
@@ -38,7 +39,7 @@ from .. import threads
 from . import helpers as h
 from .kernel import Buffer, KernelBuilder
 
-CTX_COUNTER, CTX_ITEMS, CTX_ERRINFO = 0, 1, 2
+CTX_ITEMS, CTX_ERRINFO = 0, 1              # context words (after the block's claim area)
 
 
 class WorkerKernel(KernelBuilder):
@@ -76,11 +77,12 @@ class WorkerKernel(KernelBuilder):
                                                     self.inputs + self.outputs)}
         self.args = [self.word(layout["args"] + k, h.I64) for k in range(n_args)]
         self.n_items = self.word(CTX_ITEMS, h.I64)
-        self.claim = self.word(CTX_COUNTER, h.PTR)
+        self.claim = self.context                 # the region block starts with it
         self.cursor = threads.new_cursor(b, self._alloca_builder)
 
     def word(self, k: int, typ, name: str = "") -> ir.Value:
-        p = self.b.gep(self.context, [h.i64(k)], inbounds=True, source_etype=h.I64)
+        p = self.b.gep(self.context, [h.i64(threads.CLAIM_WORDS + k)], inbounds=True,
+                       source_etype=h.I64)
         if typ is h.PTR:
             return self.b.inttoptr(self.b.load(p, typ=h.I64, align=8), h.PTR, name=name)
         return self.b.load(p, typ=h.I64, align=8, name=name)
@@ -158,16 +160,14 @@ def parallel_for(kb: KernelBuilder, n_items: ir.Value, work_ns: ir.Value,
     b = kb.b
     layout = _layout(kb)
     words = layout["args"] + len(args)
-    ctx = kb.local(ir.ArrayType(h.I64, words), f"{name}.ctx")
-    ctx.type = h.PTR                                 # opaque: geps give element pointers
+    block = threads.region_block(kb, words, f"{name}.ctx")
+    ctx = threads.context_words(b, block)
 
     def put(k, value):
         if value.type == h.PTR:
             value = b.ptrtoint(value, h.I64)
         b.store(value, b.gep(ctx, [h.i64(k)], inbounds=True, source_etype=h.I64), align=8)
 
-    claim = threads.claim_area(kb)
-    put(CTX_COUNTER, claim)
     put(CTX_ITEMS, n_items)
     put(CTX_ERRINFO, kb.errinfo)
     for s, k in layout["symbols"].items():
@@ -195,7 +195,7 @@ def parallel_for(kb: KernelBuilder, n_items: ir.Value, work_ns: ir.Value,
     wb.position_at_end(done)
     wkb.finish()
 
-    threads.emit_parallel(b, wkb.function, ctx, n_items, work_ns, claim)
+    threads.emit_parallel(b, wkb.function, block, n_items, work_ns)
 
 
 def chunking(b: ir.IRBuilder, count: ir.Value, min_chunk: int, align: int,
