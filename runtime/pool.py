@@ -34,6 +34,10 @@ Protocol (one 64-bit `state` word, so joining and closing are linearisable):
   next BACKOFF_US[0] (doubling while stalls recur, at most BACKOFF_US[1], halving after clean
   regions): on a busy machine regions then run on the caller alone instead of stalling.
 
+- placement: a worker that joins a region on the CPU the caller opened it on binds itself
+  to its other allowed CPUs (`_move_away`): in a VM the scheduler may stack a woken worker
+  on its waker's CPU and leave it there, and two threads on one CPU are slower than one.
+
 The pool is ONE per process: compiled once (its own MCJIT engine; the object is kept in the
 on-disk cache), its `graphc_parallel`
 registered with `llvm.add_symbol` so every generated module (fresh or loaded from the object
@@ -59,6 +63,8 @@ STALL_US = 300            # a joined worker this late was descheduled: back off
 BACKOFF_US = (2_000, 50_000)   # serial period after a stall: from 2 ms, doubling, at most 50
 WAIT_SPINS = 4000         # caller: pause-spins before it starts yielding to the scheduler
 _SYS_FUTEX = 202          # x86-64 Linux
+_SYS_SCHED_SETAFFINITY, _SYS_SCHED_GETAFFINITY = 203, 204
+_CPU_WORDS = 16           # cpu_set_t: 1024 CPUs
 _FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
 _CLOSED = 1 << 31
 _COUNT_MASK = _CLOSED - 1
@@ -96,13 +102,14 @@ class _PoolIR:
         # What a joining worker reads, in ONE cache line: the state word, then the region's
         # function, context and helper limit (in lines of their own they cost the caller and
         # a joining worker more transfers between cores: ~180 ns each on this machine)
-        region_t = ir.LiteralStructType([I64, I64, I64, I32])
+        # (and the CPU the caller opened the region on: see _move_away)
+        region_t = ir.LiteralStructType([I64, I64, I64, I32, I32])
         region = ir.GlobalVariable(m, region_t, name="graphc_pool.region")
         region.initializer = ir.Constant(region_t, [_c(I64, _CLOSED), _c(I64, 0), _c(I64, 0),
-                                                    _c(I32, 0)])
+                                                    _c(I32, 0), _c(I32, -1)])
         region.align = 64
-        self.state, self.fn, self.ctx, self.limit = (
-            region.gep([_c(I32, 0), _c(I32, k)]) for k in range(4))
+        self.state, self.fn, self.ctx, self.limit, self.caller_cpu = (
+            region.gep([_c(I32, 0), _c(I32, k)]) for k in range(5))
         self.seq = glob("seq", I32)
         self.sleepers = glob("sleepers", I32)
         self.busy = glob("busy", I32)
@@ -115,6 +122,7 @@ class _PoolIR:
         self.workers = glob("workers", I32)
         self.syscall = ir.Function(m, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
         self.sched_yield = ir.Function(m, ir.FunctionType(I32, []), "sched_yield")
+        self.getcpu = ir.Function(m, ir.FunctionType(I32, []), "sched_getcpu")
         self.rdcycle = ir.Function(m, ir.FunctionType(I64, []), "llvm.readcyclecounter")
         self.task_type = ir.FunctionType(VOID, [PTR, I32])   # (ctx, participant)
         self._worker_main()
@@ -143,6 +151,13 @@ class _PoolIR:
         b = ir.IRBuilder(blocks["entry"])
         seen = b.alloca(I64, name="seen")               # last generation handled
         spin_start = b.alloca(I64, name="spin.start")
+        allowed = b.alloca(ir.ArrayType(I64, _CPU_WORDS), name="allowed")   # cpu_set_t
+        allowed.type = PTR
+        away = b.alloca(ir.ArrayType(I64, _CPU_WORDS), name="away")
+        away.type = PTR
+        got = b.call(self.syscall, [_c(I64, _SYS_SCHED_GETAFFINITY), _c(I64, 0),
+                                    _c(I64, _CPU_WORDS * 8), allowed])
+        can_move = b.icmp_signed(">", got, _c(I64, 0))
         b.store(b.lshr(self.load(b, self.state, I64), _c(I64, 32)), seen)
         b.store(b.call(self.rdcycle, []), spin_start)
         b.branch(blocks["poll"])
@@ -167,6 +182,10 @@ class _PoolIR:
         b.store(gen, seen)
         task = b.inttoptr(self.load(b, self.fn, I64, "monotonic"), _CalleePointer(self.task_type))
         ctx = b.inttoptr(self.load(b, self.ctx, I64, "monotonic"), PTR)
+        theirs = self.load(b, self.caller_cpu, I32, "monotonic")
+        crowded = b.and_(can_move, b.icmp_signed("==", b.call(self.getcpu, []), theirs))
+        with b.if_then(crowded, likely=False):
+            self._move_away(b, allowed, away, theirs)
         b.call(task, [ctx, b.add(count, _c(I32, 1))])      # participants 1, 2, ...
         b.atomic_rmw("sub", self.state, _c(I64, 1), "release")
         b.store(b.call(self.rdcycle, []), spin_start)
@@ -202,6 +221,32 @@ class _PoolIR:
         b.branch(blocks["poll"])
         self.worker_main = fn
 
+    def _move_away(self, b, allowed, mask, cpu):
+        """Bind the calling worker to its allowed CPUs but `cpu` (the region's caller's),
+        when any is left. Why: in this machine's VM a woken thread lands on its waker's CPU
+        (an idle vCPU looks preempted to the guest's scheduler, which then skips it), so a
+        worker could share the caller's CPU for whole seconds and every two-thread region ran
+        at one-thread speed or slower (W2 batch 1 19.6 us instead of 9.5 after another
+        library had run in the process). The kernel moves the thread before the syscall
+        returns; a later collision moves it again, from its original set (`allowed`, read
+        when the worker started; `mask` is scratch)."""
+        inside = b.and_(b.icmp_signed(">=", cpu, _c(I32, 0)),
+                        b.icmp_signed("<", cpu, _c(I32, _CPU_WORDS * 64)))
+        c64 = b.zext(b.select(inside, cpu, _c(I32, 0)), I64)
+        word_of_cpu = b.lshr(c64, _c(I64, 6))
+        clear = b.select(inside, b.not_(b.shl(_c(I64, 1), b.and_(c64, _c(I64, 63)))),
+                         _c(I64, -1))
+        left = _c(I64, 0)
+        for w in range(_CPU_WORDS):
+            word = b.load(b.gep(allowed, [_c(I64, w)], source_etype=I64), typ=I64)
+            word = b.and_(word, b.select(b.icmp_unsigned("==", word_of_cpu, _c(I64, w)),
+                                         clear, _c(I64, -1)))
+            b.store(word, b.gep(mask, [_c(I64, w)], source_etype=I64))
+            left = b.or_(left, word)
+        with b.if_then(b.icmp_unsigned("!=", left, _c(I64, 0))):
+            b.call(self.syscall, [_c(I64, _SYS_SCHED_SETAFFINITY), _c(I64, 0),
+                                  _c(I64, _CPU_WORDS * 8), mask])
+
     # void graphc_parallel(fn, ctx, threads) -----------------------------------------------------
     def _parallel(self):
         fn = ir.Function(self.module, ir.FunctionType(
@@ -231,6 +276,7 @@ class _PoolIR:
         b.store_atomic(b.ptrtoint(task, I64), self.fn, "monotonic", 8)
         b.store_atomic(b.ptrtoint(ctx, I64), self.ctx, "monotonic", 8)
         b.store_atomic(helpers, self.limit, "monotonic", 4)
+        b.store_atomic(b.call(self.getcpu, []), self.caller_cpu, "monotonic", 4)
         old = self.load(b, self.state, I64, "monotonic")
         gen = b.add(b.lshr(old, _c(I64, 32)), _c(I64, 1))
         b.store_atomic(b.shl(gen, _c(I64, 32)), self.state, "seq_cst", 8)   # open, 0 inside
@@ -368,7 +414,8 @@ class _Pool:
                 engine = llvm.create_mcjit_compiler(mod, tm)
                 engine.finalize_object()
                 _store_cached(text, target, target.emit_object(mod))
-            for name in ("syscall", "sched_yield", "pthread_create", "pthread_detach"):
+            for name in ("syscall", "sched_yield", "sched_getcpu", "pthread_create",
+                         "pthread_detach"):
                 if not llvm.address_of_symbol(name):
                     raise RuntimeError(f"the thread pool needs {name} from libc")
             self.parallel_address = engine.get_function_address(PARALLEL_SYMBOL)

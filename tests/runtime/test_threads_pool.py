@@ -201,3 +201,46 @@ def test_profile_names_fused_kernels_by_the_users_line(monkeypatch):
     text = str(exe.profile())
     assert "Loc(" not in text
     assert "test_threads_pool.py:" in text and "fused:" in text
+
+
+_MOVE_AWAY_SCRIPT = r"""
+import os, sys
+import numpy as np
+import graphc
+from ir import Graph, TensorType, emit
+from runtime import threads
+before = {int(t) for t in os.listdir("/proc/self/task")}
+threads.ensure_pool(2)
+workers = sorted({int(t) for t in os.listdir("/proc/self/task")} - before)
+assert workers, "no pool worker started"
+g = Graph("mm")
+a = g.add_input("a", TensorType((256, 256), "f32"))
+g.add_output(emit(g, "matmul", [a, a], {"transpose_a": False, "transpose_b": False}), "c")
+exe = graphc.compile(g)
+threads.set_threads(exe, 2)
+x = np.ones((256, 256), np.float32)
+first = min(os.sched_getaffinity(0))
+os.sched_setaffinity(0, {first})             # this (the calling) thread
+for tid in workers:
+    os.sched_setaffinity(tid, {first})       # a worker crowded onto the caller's CPU
+for _ in range(200):
+    exe(x)
+print(sorted(os.sched_getaffinity(workers[0])), first)
+"""
+
+
+def test_a_worker_on_the_callers_cpu_moves_away():
+    """A pool worker that joins a region on the CPU its caller opened it on binds itself
+    to its other CPUs (the VM's scheduler stacks woken workers on the waker's CPU)."""
+    import subprocess
+    import sys
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    env = dict(os.environ, GRAPHC_NUM_THREADS="2", GRAPHC_CACHE="0")
+    out = subprocess.run([sys.executable, "-c", _MOVE_AWAY_SCRIPT], capture_output=True,
+                         text=True, env=env, cwd=os.path.dirname(os.path.dirname(
+                             os.path.dirname(os.path.abspath(__file__)))), timeout=120)
+    assert out.returncode == 0, out.stderr
+    affinity, first = out.stdout.split("] ")
+    cpus = [int(c) for c in affinity.strip("[").split(",")]
+    assert int(first) not in cpus and cpus, out.stdout
