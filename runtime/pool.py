@@ -33,7 +33,6 @@ Protocol (one 64-bit `state` word, so joining and closing are linearisable):
   more than STALL_US after finishing its own share, the pool invites no workers for the
   next BACKOFF_US[0] (doubling while stalls recur, at most BACKOFF_US[1], halving after clean
   regions): on a busy machine regions then run on the caller alone instead of stalling.
-
 - placement: a worker that joins a region on the CPU the caller opened it on binds itself
   to its other allowed CPUs (`_move_away`): in a VM the scheduler may stack a woken worker
   on its waker's CPU and leave it there, and two threads on one CPU are slower than one.
