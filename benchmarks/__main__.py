@@ -1,8 +1,7 @@
 """`python -m benchmarks [--quick] [--only W1,W2,...] [--no-write]`
 
 Runs W1-W5 (see the issue-6 section of RESULTS.md) in this process against the installed
-peers with 2 threads everywhere (W1-W3 timed in interleaved rounds: timing.py
-`interleaved_medians`), prints one table per workload with medians and ratios, and
+peers with 2 threads everywhere, prints one table per workload with medians and ratios, and
 rewrites the issue-6 section of benchmarks/RESULTS.md (other sections are kept as they are).
 Before measuring it checks that no other process is loading the machine and waits (up to two
 minutes) for quiet; the busy fraction it saw is recorded with the results.

@@ -184,9 +184,6 @@ def write_results(env, results, target_text, command) -> str:
     peak = results["peak"]
     parts.append(f"\nFP32 FMA peak measured on this machine: {peak[1]:.0f} GFLOP/s on one "
                  f"thread, {peak[2]:.0f} on two.")
-    parts.append("\nW1-W3: each peer's time is the median of five round medians; in each round "
-                 "every peer is timed in turn (interleaved, after a settle pause), so load or "
-                 "drift during the run falls on all of them alike. W4: one median per cell.")
     if "W1" in results:
         parts.append(table_w1(results["W1"]))
     if "W2" in results:

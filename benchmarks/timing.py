@@ -8,7 +8,6 @@ import numpy as np
 
 
 SETTLE_SECONDS = 0.3
-ROUNDS = 5                  # interleaved_medians: rounds of side-by-side timing
 
 
 def median_seconds(fn, reps: int = 50, warmup: int = 5, budget: float = 3.0,
@@ -32,21 +31,6 @@ def median_seconds(fn, reps: int = 50, warmup: int = 5, budget: float = 3.0,
         if time.perf_counter() - start > budget and len(times) >= 5:
             break
     return float(np.median(times))
-
-
-def interleaved_medians(runners: dict, reps: int, rounds: int = ROUNDS) -> dict:
-    """{name: seconds} for several callables measured side by side: `rounds` rounds, each
-    timing every runner in turn (reps / rounds calls, after its settle pause), and per
-    runner the median of its round medians. A burst of load from elsewhere, or a drift of
-    the machine (this VM's two vCPUs are sometimes placed further apart: a cache line
-    then takes longer to move between them), then falls on every peer alike instead of on
-    whichever one was being timed."""
-    per_round = max(5, reps // rounds)
-    seen = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, fn in runners.items():
-            seen[name].append(median_seconds(fn, per_round, settle=SETTLE_SECONDS))
-    return {name: float(np.median(times)) for name, times in seen.items()}
 
 
 def _cpu_times():

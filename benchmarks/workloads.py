@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import models
-from .timing import interleaved_medians, median_seconds
+from .timing import median_seconds
 
 PEERS = ("torch", "jax", "onnxruntime")
 
@@ -29,21 +29,21 @@ def _data(shape, n_classes=10, seed=0):
 
 def _train_workload(make_graphc, torch_net, jax_apply, shape, reps):
     x, y = _data(shape)
-    runners, notes = {}, []
+    out, notes = {}, []
     model = make_graphc()
     model.train_step(x, y)                                    # build + compile
-    runners["graphc"] = lambda: model.train_step(x, y)
+    out["graphc"] = median_seconds(lambda: model.train_step(x, y), reps)
     weights = models.layer_weights(model)
     if available("torch"):
         import torch
         net = torch_net(weights)
         step, kind = models.torch_train_step(net)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-        runners[f"PyTorch eager ({kind})"] = lambda: step(tx, ty)
+        out[f"PyTorch eager ({kind})"] = median_seconds(lambda: step(tx, ty), reps)
     if available("jax"):
         import jax
         import jax.numpy as jnp
-        jstep = models.jax_train_step(jax_apply)
+        step = models.jax_train_step(jax_apply)
         state = [[(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]]
         state.append(jax.tree_util.tree_map(jnp.zeros_like, state[0]))
         state.append(jax.tree_util.tree_map(jnp.zeros_like, state[0]))
@@ -51,11 +51,11 @@ def _train_workload(make_graphc, torch_net, jax_apply, shape, reps):
         jx, jy = jnp.asarray(x), jnp.asarray(y)
 
         def run():
-            p, m, v, t, loss = jstep(*state, jx, jy)
+            p, m, v, t, loss = step(*state, jx, jy)
             state[:] = [p, m, v, t]
             loss.block_until_ready()
-        runners["JAX jit"] = run
-    return interleaved_medians(runners, reps), notes
+        out["JAX jit"] = median_seconds(run, reps)
+    return out, notes
 
 
 def w1_mlp_train(reps=200):
@@ -97,24 +97,24 @@ def w2_mlp_infer(reps=500):
     for batch in (1, 128):
         xb = np.ascontiguousarray(x[:batch])
         want = exe(xb)
-        runners = {"graphc": lambda xb=xb: exe(xb),
-                   "numpy": lambda xb=xb: _numpy_mlp(weights, xb)}
+        row = {"graphc": median_seconds(lambda: exe(xb), reps)}
+        row["numpy"] = median_seconds(lambda: _numpy_mlp(weights, xb), reps)
         if sess is not None:
             feed = {"x": xb}
             np.testing.assert_allclose(sess.run(None, feed)[0], want, rtol=1e-3, atol=1e-4)
-            runners["onnxruntime"] = lambda feed=feed: sess.run(None, feed)
+            row["onnxruntime"] = median_seconds(lambda: sess.run(None, feed), reps)
         if tnet is not None:
             import torch
             tx = torch.from_numpy(xb)
 
-            def run_torch(tx=tx):
+            def run_torch():
                 with torch.inference_mode():
                     return tnet(tx)
-            runners["PyTorch eager"] = run_torch
+            row["PyTorch eager"] = median_seconds(run_torch, reps)
         if jnet is not None:
             jx = jnp.asarray(xb)
-            runners["JAX jit"] = lambda jx=jx: jnet(jparams, jx).block_until_ready()
-        results[batch] = interleaved_medians(runners, reps)
+            row["JAX jit"] = median_seconds(lambda: jnet(jparams, jx).block_until_ready(), reps)
+        results[batch] = row
     return results
 
 
