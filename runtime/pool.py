@@ -35,7 +35,9 @@ Protocol (one 64-bit `state` word, so joining and closing are linearisable):
   regions): on a busy machine regions then run on the caller alone instead of stalling.
 - placement: a worker that joins a region on the CPU the caller opened it on binds itself
   to its other allowed CPUs (`_move_away`): in a VM the scheduler may stack a woken worker
-  on its waker's CPU and leave it there, and two threads on one CPU are slower than one.
+  on its waker's CPU and leave it there, and two threads on one CPU are slower than one. A
+  caller opening a region on the CPU a worker last ran on yields once, so that a worker
+  waiting there for the CPU gets to join and move.
 
 The pool is ONE per process: compiled once (its own MCJIT engine; the object is kept in the
 on-disk cache), its `graphc_parallel`
@@ -119,6 +121,7 @@ class _PoolIR:
         self.min_backoff = glob("min_backoff", I64, 5_000_000)
         self.max_backoff = glob("max_backoff", I64, 100_000_000)
         self.workers = glob("workers", I32)
+        self.worker_cpu = glob("worker_cpu", I32, -1)   # where a worker last ran (see below)
         self.syscall = ir.Function(m, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
         self.sched_yield = ir.Function(m, ir.FunctionType(I32, []), "sched_yield")
         self.getcpu = ir.Function(m, ir.FunctionType(I32, []), "sched_getcpu")
@@ -185,6 +188,7 @@ class _PoolIR:
         crowded = b.and_(can_move, b.icmp_signed("==", b.call(self.getcpu, []), theirs))
         with b.if_then(crowded, likely=False):
             self._move_away(b, allowed, away, theirs)
+        self._note_cpu(b)
         b.call(task, [ctx, b.add(count, _c(I32, 1))])      # participants 1, 2, ...
         b.atomic_rmw("sub", self.state, _c(I64, 1), "release")
         b.store(b.call(self.rdcycle, []), spin_start)
@@ -216,9 +220,19 @@ class _PoolIR:
         b.branch(woke)
         b.position_at_end(woke)
         b.atomic_rmw("sub", self.sleepers, _c(I32, 1), "seq_cst")
+        self._note_cpu(b)
         b.store(b.call(self.rdcycle, []), spin_start)
         b.branch(blocks["poll"])
         self.worker_main = fn
+
+    def _note_cpu(self, b):
+        """Publish the CPU this worker runs on (written only when it changed, so the line
+        stays in the caller's cache): a caller that opens a region on that CPU yields once,
+        since a worker stuck behind it there could not run to join and move away."""
+        mine = b.call(self.getcpu, [])
+        with b.if_then(b.icmp_signed("!=", mine, self.load(b, self.worker_cpu, I32,
+                                                              "monotonic"))):
+            b.store_atomic(mine, self.worker_cpu, "monotonic", 4)
 
     def _move_away(self, b, allowed, mask, cpu):
         """Bind the calling worker to its allowed CPUs but `cpu` (the region's caller's),
@@ -275,7 +289,8 @@ class _PoolIR:
         b.store_atomic(b.ptrtoint(task, I64), self.fn, "monotonic", 8)
         b.store_atomic(b.ptrtoint(ctx, I64), self.ctx, "monotonic", 8)
         b.store_atomic(helpers, self.limit, "monotonic", 4)
-        b.store_atomic(b.call(self.getcpu, []), self.caller_cpu, "monotonic", 4)
+        here = b.call(self.getcpu, [])
+        b.store_atomic(here, self.caller_cpu, "monotonic", 4)
         old = self.load(b, self.state, I64, "monotonic")
         gen = b.add(b.lshr(old, _c(I64, 32)), _c(I64, 1))
         b.store_atomic(b.shl(gen, _c(I64, 32)), self.state, "seq_cst", 8)   # open, 0 inside
@@ -289,6 +304,10 @@ class _PoolIR:
         b.branch(work)
 
         b.position_at_end(work)
+        # a worker last seen on this CPU may be waiting for it: let it run, join and move
+        with b.if_then(b.icmp_signed("==", here, self.load(b, self.worker_cpu, I32,
+                                                             "monotonic")), likely=False):
+            b.call(self.sched_yield, [])
         b.call(task, [ctx, _c(I32, 0)])                             # the caller is 0
         b.atomic_rmw("or", self.state, _c(I64, _CLOSED), "seq_cst")      # nobody joins now
         own_done = b.call(self.rdcycle, [])
@@ -373,7 +392,8 @@ class _PoolIR:
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         for g, typ, v in ((self.state, I64, _CLOSED), (self.seq, I32, 0),
                           (self.sleepers, I32, 0), (self.busy, I32, 0), (self.workers, I32, 0),
-                          (self.backoff, I64, 0), (self.backoff_until, I64, 0)):
+                          (self.backoff, I64, 0), (self.backoff_until, I64, 0),
+                          (self.worker_cpu, I32, -1)):
             b.store_atomic(_c(typ, v), g, "seq_cst", 8 if typ is I64 else 4)
         b.store_atomic(fn.args[0], self.spin_cycles, "seq_cst", 8)
         b.store_atomic(fn.args[1], self.stall_cycles, "seq_cst", 8)
