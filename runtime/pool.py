@@ -101,9 +101,9 @@ class _PoolIR:
             g.align = 64 if typ is I64 else 4
             return g
         # What a joining worker reads, in ONE cache line: the state word, then the region's
-        # function, context and helper limit (in lines of their own they cost the caller and
-        # a joining worker more transfers between cores: ~180 ns each on this machine)
-        # (and the CPU the caller opened the region on: see _move_away)
+        # function, context and helper limit, and the CPU the caller opened it on (see
+        # _move_away). In lines of their own they cost the caller and a joining worker more
+        # transfers between cores: ~180 ns each on this machine.
         region_t = ir.LiteralStructType([I64, I64, I64, I32, I32])
         region = ir.GlobalVariable(m, region_t, name="graphc_pool.region")
         region.initializer = ir.Constant(region_t, [_c(I64, _CLOSED), _c(I64, 0), _c(I64, 0),

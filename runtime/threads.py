@@ -136,10 +136,10 @@ def emit_parallel(b: ir.IRBuilder, worker: ir.Function, block: ir.Value, n_items
 
     Items [0, n_items) are split into one contiguous HOME range per thread (the block's
     claim area, which the workers' `next_item` reads): participant p takes items from range
-    p first, then from the others. Each thread thus tends to get the same items call after call (their
-    data stays in its own caches: a batch-1 layer's weights stay in each core's L2), claims
-    touch a counter no other thread is using until it steals, and a participant that
-    arrives late or never simply has its range taken by the others."""
+    p first, then from the others. Each thread thus tends to get the same items call after
+    call (their data stays in its own caches: a batch-1 layer's weights stay in each core's
+    L2), claims touch a counter no other thread is using until it steals, and a participant
+    that arrives late or never simply has its range taken by the others."""
     module = b.module
     threads = b.load(threads_global(module), typ=I32, align=4)
     wide = b.and_(b.icmp_signed(">", threads, ir.Constant(I32, 1)),
