@@ -33,11 +33,11 @@ Protocol (one 64-bit `state` word, so joining and closing are linearisable):
   more than STALL_US after finishing its own share, the pool invites no workers for the
   next BACKOFF_US[0] (doubling while stalls recur, at most BACKOFF_US[1], halving after clean
   regions): on a busy machine regions then run on the caller alone instead of stalling.
-- placement: a worker that joins a region, or wakes up, on the CPU the caller last opened a
-  region on binds itself to its other allowed CPUs (`_keep_apart`): in a VM the scheduler
-  may stack a woken worker on its waker's CPU and leave it there, and two threads on one
-  CPU are slower than one. A caller opening a region on the CPU a worker last ran on yields
-  once, so that a worker waiting there for the CPU gets to join and move.
+- placement: a worker that joins a region on the CPU the caller opened it on binds itself
+  to its other allowed CPUs (`_move_away`): in a VM the scheduler may stack a woken worker
+  on its waker's CPU and leave it there, and two threads on one CPU are slower than one. A
+  caller opening a region on the CPU a worker last ran on yields once, so that a worker
+  waiting there for the CPU gets to join and move.
 
 The pool is ONE per process: compiled once (its own MCJIT engine; the object is kept in the
 on-disk cache), its `graphc_parallel`
@@ -184,7 +184,11 @@ class _PoolIR:
         b.store(gen, seen)
         task = b.inttoptr(self.load(b, self.fn, I64, "monotonic"), _CalleePointer(self.task_type))
         ctx = b.inttoptr(self.load(b, self.ctx, I64, "monotonic"), PTR)
-        self._keep_apart(b, can_move, allowed, away)
+        theirs = self.load(b, self.caller_cpu, I32, "monotonic")
+        crowded = b.and_(can_move, b.icmp_signed("==", b.call(self.getcpu, []), theirs))
+        with b.if_then(crowded, likely=False):
+            self._move_away(b, allowed, away, theirs)
+        self._note_cpu(b)
         b.call(task, [ctx, b.add(count, _c(I32, 1))])      # participants 1, 2, ...
         b.atomic_rmw("sub", self.state, _c(I64, 1), "release")
         b.store(b.call(self.rdcycle, []), spin_start)
@@ -216,21 +220,10 @@ class _PoolIR:
         b.branch(woke)
         b.position_at_end(woke)
         b.atomic_rmw("sub", self.sleepers, _c(I32, 1), "seq_cst")
-        # woken onto the caller's CPU (where this VM's scheduler puts wakees), a worker
-        # would only run while the caller does not, so it would never see a region open
-        self._keep_apart(b, can_move, allowed, away)
+        self._note_cpu(b)
         b.store(b.call(self.rdcycle, []), spin_start)
         b.branch(blocks["poll"])
         self.worker_main = fn
-
-    def _keep_apart(self, b, can_move, allowed, away):
-        """Move off the CPU the caller last opened a region on, if this worker is there;
-        then publish where it runs."""
-        theirs = self.load(b, self.caller_cpu, I32, "monotonic")
-        crowded = b.and_(can_move, b.icmp_signed("==", b.call(self.getcpu, []), theirs))
-        with b.if_then(crowded, likely=False):
-            self._move_away(b, allowed, away, theirs)
-        self._note_cpu(b)
 
     def _note_cpu(self, b):
         """Publish the CPU this worker runs on (written only when it changed, so the line
