@@ -28,10 +28,7 @@ import llvmlite.ir as ir
 
 from . import helpers as h
 from .epilogue import gather, masked_load
-from .gemm import GemmForm, Tile, run_gemm
-
-TILE = Tile(8, 2)
-NARROW_TILE = Tile(16, 1)
+from .gemm import GemmForm, choose_tile, run_gemm
 
 
 class ConvGeometry:
@@ -236,15 +233,11 @@ class ConvGradInput(_ConvForm):
         return _gather_from(b, plane, index, mask, ftype, w)
 
 
-def _tile(width, cols):
-    return NARROW_TILE if cols <= width else TILE
-
-
 def emit_conv_forward(kb, x, w, y, geo: ConvGeometry) -> None:
     width = kb.target.vector_width(y.dtype.itemsize)
     n = kb.dim(x.shape[0])
     run_gemm(kb, ConvForward(geo), y.dtype, (w.ptr, x.ptr, y.ptr), n, _i(1), _i(geo.o),
-             _i(geo.oh * geo.ow), _i(geo.ckk), _tile(width, geo.oh * geo.ow))
+             _i(geo.oh * geo.ow), _i(geo.ckk), choose_tile(width, geo.oh * geo.ow))
 
 
 def emit_conv_grad_filter(kb, x, dy, dw, geo: ConvGeometry) -> None:
@@ -253,7 +246,7 @@ def emit_conv_grad_filter(kb, x, dy, dw, geo: ConvGeometry) -> None:
     with kb.b.if_then(kb.b.icmp_signed("==", n, _i(0))):      # no images: dw is all zeros
         h.memset_zero(kb.b, dw.ptr, _i(geo.o * geo.ckk * dw.dtype.itemsize))
     run_gemm(kb, ConvGradFilter(geo), dw.dtype, (dy.ptr, x.ptr, dw.ptr), _i(1), n, _i(geo.o),
-             _i(geo.ckk), _i(geo.oh * geo.ow), _tile(width, geo.ckk))
+             _i(geo.ckk), _i(geo.oh * geo.ow), choose_tile(width, geo.ckk))
 
 
 FLIPPED_WEIGHTS_MAX = 65536      # elements: the flipped copy lives on the kernel's stack
@@ -296,7 +289,7 @@ def emit_conv_grad_input(kb, dy, w, dx, geo: ConvGeometry) -> None:
                             (geo.hgt, geo.wid))
         run_gemm(kb, ConvForward(tgeo), dx.dtype, (flipped, dy.ptr, dx.ptr), n, _i(1),
                  _i(geo.c), _i(geo.hgt * geo.wid), _i(geo.o * kk),
-                 _tile(width, geo.hgt * geo.wid))
+                 choose_tile(width, geo.hgt * geo.wid))
         return
     run_gemm(kb, ConvGradInput(geo), dx.dtype, (w.ptr, dy.ptr, dx.ptr), n, _i(geo.o), _i(geo.c),
-             _i(geo.hgt * geo.wid), _i(geo.khw), _tile(width, geo.hgt * geo.wid))
+             _i(geo.hgt * geo.wid), _i(geo.khw), choose_tile(width, geo.hgt * geo.wid))
