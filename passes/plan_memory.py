@@ -38,7 +38,6 @@ for the given symbol values (option `symbols`, e.g. "N=128").
 """
 from __future__ import annotations
 
-import functools
 import operator
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -156,20 +155,6 @@ def _poly(d) -> tuple:
     return tuple(sorted((m, c) for m, c in d.terms if c))
 
 
-def _padd(a: tuple, b: tuple) -> tuple:
-    out = dict(a)
-    for m, c in b:
-        out[m] = out.get(m, 0) + c
-    return tuple(sorted((m, c) for m, c in out.items() if c))
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _ple(a: tuple, b: tuple) -> bool:
-    """a <= b for every binding (no coefficient of b - a is negative)."""
-    da, db = dict(a), dict(b)
-    return all(db.get(m, 0) >= da.get(m, 0) for m in da.keys() | db.keys())
-
-
 def _peval(a: tuple, env: dict) -> int:
     total = 0
     for m, c in a:
@@ -191,33 +176,8 @@ def _pdim(a: tuple):
 
 # Offsets are "max expressions": tuples of polynomials whose maximum (evaluated at call time)
 # is the offset. Stacking a buffer above two others whose ends are incomparable polynomials
-# (1254400 and 1600*N: which is larger depends on N) needs exactly that maximum.
-def mx_le(a: tuple, b: tuple) -> bool:
-    """max(a) <= max(b) for every binding (each term of a is below some term of b)."""
-    if len(a) == 1 and len(b) == 1:             # the common case, without generators
-        return _ple(a[0], b[0])
-    return all(any(_ple(x, y) for y in b) for x in a)
-
-
-def mx_max(*exprs) -> tuple:
-    """The terms of all `exprs` that no other term dominates, in order of first appearance.
-    Folded one expression at a time (dominance is transitive, so dropping a dominated term
-    early never changes the result): linear in the number of expressions, where comparing
-    every pair of terms at once was quadratic."""
-    acc: list = []
-    for e in exprs:
-        for x in e:
-            if x in acc or any(_ple(x, y) for y in acc):
-                continue                         # already there, or dominated
-            acc = [y for y in acc if not _ple(y, x)]
-            acc.append(x)
-    return tuple(acc)
-
-
-def mx_add(a: tuple, size: tuple) -> tuple:
-    return tuple(_padd(x, size) for x in a)
-
-
+# (1254400 and 1600*N: which is larger depends on N) needs exactly that maximum. The placement
+# (_place_fresh) holds them as coefficient vectors (_vmx_le, _vmx_max).
 def mx_evaluate(a: tuple, env: dict) -> int:
     """The value of a max expression of Dims."""
     return max(evaluate(x, env) for x in a)
@@ -301,7 +261,7 @@ def _place_fresh(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
     order = sorted(units, key=lambda k: (-evaluate(units[k]["size"], env), units[k]["start"]))
     # Every offset is a sum of sizes, so every polynomial of this placement is a vector of
     # coefficients over the monomials of the sizes (constant first): comparing two is one
-    # pass over a short tuple, where the sorted-pairs form (mx_le) builds two dicts.
+    # pass over a short tuple, where the sorted-pairs form built two dicts.
     sizes = {key: _poly(padded(u["size"])) for key, u in units.items()}
     basis = sorted({m for p in sizes.values() for m, _ in p} | {()})
     at = {m: k for k, m in enumerate(basis)}
@@ -356,14 +316,18 @@ def _place_fresh(buffers: list, hint: Optional[dict] = None) -> MemoryPlan:
 
 
 def _vmx_le(a: tuple, b: tuple) -> bool:
-    """mx_le of max expressions of coefficient vectors (see _place_fresh)."""
+    """max(a) <= max(b) for every binding, for max expressions of coefficient vectors (see
+    _place_fresh): each term of a is below some term of b (no coefficient of the difference
+    is negative)."""
     if len(a) == 1 and len(b) == 1:
         return all(map(operator.le, a[0], b[0]))
     return all(any(all(map(operator.le, x, y)) for y in b) for x in a)
 
 
 def _vmx_max(*exprs) -> tuple:
-    """mx_max of max expressions of coefficient vectors."""
+    """The terms of all `exprs` (max expressions of coefficient vectors) that no other term
+    dominates, in order of first appearance. Folded one expression at a time (dominance is
+    transitive, so dropping a dominated term early never changes the result)."""
     acc: list = []
     for e in exprs:
         for x in e:
