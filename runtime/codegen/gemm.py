@@ -182,18 +182,6 @@ def ctx_get(b, ctx, slot, typ=h.I64):
     return b.inttoptr(v, h.PTR) if typ is h.PTR else v
 
 
-def _ceil_div(b, x, y):
-    return b.sdiv(b.add(x, b.sub(y, h.i64(1))), y)
-
-
-def _min(b, x, y):
-    return b.select(b.icmp_signed("<", x, y), x, y)
-
-
-def _max(b, x, y):
-    return b.select(b.icmp_signed(">", x, y), x, y)
-
-
 class GemmForm:
     """How a contraction maps onto the gemm worker: for batch p and depth slice q (results
     of all slices are summed), C[p] (M x N, row stride `c_rs`) += A(p, q) @ B(p, q), A read in
@@ -264,7 +252,7 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     ctx = threads.context_words(b, block)
     st = form.setup(b, ctx, ftype)
     m, n, k_dim, n_slices = st["m"], st["n"], st["k"], st["q"]
-    n_kb = _max(b, _ceil_div(b, k_dim, h.i64(KC)), h.i64(1))
+    n_kb = h.smax(b, h.ceil_div(b, k_dim, h.i64(KC)), h.i64(1))
     # With at most KEEP_SLABS depth blocks and one slice, the packed B of a column block
     # (a slab per depth block) is the same for every row block: a thread that takes the next
     # row block of the column block it just packed (its home range runs row blocks fastest)
@@ -282,7 +270,7 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     row_block, n_items = ctx_get(b, ctx, _Ctx.ROW_BLOCK), ctx_get(b, ctx, _Ctx.N_ITEMS)
     claim = block
     cursor = threads.new_cursor(b)
-    panels = _ceil_div(b, n, h.i64(nr))
+    panels = h.ceil_div(b, n, h.i64(nr))
     packed_for = b.alloca(h.I64, name="packed.for")
     packed_for.type = h.PTR
     b.store(h.i64(-1), packed_for)
@@ -303,14 +291,14 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     p0 = b.sdiv(b.mul(cb, panels), n_cb)
     p1 = b.sdiv(b.mul(b.add(cb, h.i64(1)), panels), n_cb)
     i0 = b.mul(rb, row_block)
-    i1 = _min(b, m, b.add(i0, row_block))
+    i1 = h.smin(b, m, b.add(i0, row_block))
     key = b.add(b.mul(p, n_cb), cb)
     fresh = b.or_(b.not_(keep_all), b.icmp_signed("!=", b.load(packed_for, typ=h.I64), key))
 
     with h.counted_loop(b, n_slices, name="q") as q:
         with h.counted_loop(b, n_kb, name="kb") as kbi:
             k0 = b.mul(kbi, h.i64(KC))
-            kc = _max(b, _min(b, h.i64(KC), b.sub(k_dim, k0)), h.i64(0))
+            kc = h.smax(b, h.smin(b, h.i64(KC), b.sub(k_dim, k0)), h.i64(0))
             accumulate = b.or_(b.icmp_signed(">", kbi, h.i64(0)),
                                b.icmp_signed(">", q, h.i64(0)))
             bslab = b.gep(pack, [b.mul(b.select(keep_all, kbi, h.i64(0)), h.i64(slab))],
@@ -319,14 +307,14 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
                 form.pack(b, st, p, q, k0, kc, p0, p1, bslab, tile, width)
             with h.counted_loop(b, p1, start=p0, name="jp") as jp:
                 j = b.mul(jp, h.i64(nr))
-                cols = _min(b, h.i64(nr), b.sub(n, j))
+                cols = h.smin(b, h.i64(nr), b.sub(n, j))
                 bp = b.gep(bslab, [b.mul(b.mul(b.sub(jp, p0), kc), h.i64(nr))],
                            inbounds=True, source_etype=ftype)
                 b_ks = h.i64(nr)
 
                 def row_tiles(kernel):
                     with h.counted_loop(b, i1, start=i0, step=tile.mr, name="ir") as i:
-                        rows = _min(b, h.i64(tile.mr), b.sub(i1, i))
+                        rows = h.smin(b, h.i64(tile.mr), b.sub(i1, i))
                         a_at, a_rs, a_ks = form.a_at(b, st, p, q, i, k0)
                         c_at, c_rs = form.c_at(b, st, p, i, j)
                         b.call(kernel, [a_at, a_rs, a_ks, bp, b_ks, c_at, c_rs, kc, rows, cols,
@@ -466,10 +454,10 @@ def run_gemm(kb, form: GemmForm, dtype, ptrs, batch, slices, m, n, k_dim, tile: 
 
 def _launch(b, module, ftype, width, tile, form, block, put, batch, m, n, work_ns):
     nr = tile.nv * width
-    panels = _ceil_div(b, n, h.i64(nr))
+    panels = h.ceil_div(b, n, h.i64(nr))
     # panels are grouped so one packing serves several
-    n_cb = _ceil_div(b, panels, h.i64(PANELS_PER_BLOCK))
-    n_rb = _ceil_div(b, m, h.i64(MC))
+    n_cb = h.ceil_div(b, panels, h.i64(PANELS_PER_BLOCK))
+    n_rb = h.ceil_div(b, m, h.i64(MC))
     # On a team, enough items for ITEMS_PER_THREAD per thread (dynamic balance) and
     # items of at most ~ITEM_NS (the threads' last items then end close together; the pool
     # takes a worker that ends > STALL_US after the caller for descheduled): first narrower
@@ -480,13 +468,13 @@ def _launch(b, module, ftype, width, tile, form, block, put, batch, m, n, work_n
     team = b.sext(b.load(threads.threads_global(module), typ=h.I32, align=4), h.I64)
     split = b.and_(b.icmp_signed(">=", work_ns, h.i64(threads.MIN_PARALLEL_NS)),
                    b.icmp_signed(">", team, h.i64(1)))
-    target = _max(b, b.mul(team, h.i64(ITEMS_PER_THREAD)), b.sdiv(work_ns, h.i64(ITEM_NS)))
+    target = h.smax(b, b.mul(team, h.i64(ITEMS_PER_THREAD)), b.sdiv(work_ns, h.i64(ITEM_NS)))
     target = b.select(split, target, h.i64(1))
-    n_cb = _max(b, n_cb, _min(b, _ceil_div(b, target, batch), panels))
-    want = _ceil_div(b, target, b.mul(batch, n_cb))
-    n_rb = _max(b, n_rb, _min(b, want, _ceil_div(b, m, h.i64(2 * tile.mr))))
-    row_block = b.mul(_ceil_div(b, _ceil_div(b, m, n_rb), h.i64(tile.mr)), h.i64(tile.mr))
-    n_rb = _ceil_div(b, m, row_block)
+    n_cb = h.smax(b, n_cb, h.smin(b, h.ceil_div(b, target, batch), panels))
+    want = h.ceil_div(b, target, b.mul(batch, n_cb))
+    n_rb = h.smax(b, n_rb, h.smin(b, want, h.ceil_div(b, m, h.i64(2 * tile.mr))))
+    row_block = b.mul(h.ceil_div(b, h.ceil_div(b, m, n_rb), h.i64(tile.mr)), h.i64(tile.mr))
+    n_rb = h.ceil_div(b, m, row_block)
     n_items = b.mul(b.mul(batch, n_cb), n_rb)
     put(_Ctx.N_COL_BLOCKS, n_cb)
     put(_Ctx.N_ROW_BLOCKS, n_rb)

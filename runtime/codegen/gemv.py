@@ -199,7 +199,7 @@ def row_driver(module: ir.Module, ftype: ir.Type, width: int) -> ir.Function:
     # with a partial vector, the last (up to TAIL_WHOLE) whole vectors go with it in one
     # sweep (the tail tile); the ones before, in blocks
     has_tail = b.icmp_signed(">", tail_cols, h.i64(0))
-    with_tail = _min(b, b.sub(v1, v0), h.i64(TAIL_WHOLE))
+    with_tail = h.smin(b, b.sub(v1, v0), h.i64(TAIL_WHOLE))
     v_blocks = b.select(has_tail, b.sub(v1, with_tail), v1)
     m4 = b.and_(m, h.i64(-4))
     for rows, variants in TILES:
@@ -288,7 +288,7 @@ def emit_gemv(kb: KernelBuilder, a: Buffer, bm: Buffer, c: Buffer, transpose_a: 
         def run_start(c_):
             return wb.sdiv(wb.add(wb.mul(c_, args[1]), wb.sub(per, h.i64(1))), per)
         j0 = wb.mul(run_start(ci), h.i64(width))
-        j1 = _min(wb, wb.mul(run_start(wb.add(ci, h.i64(1))), h.i64(width)), n_)
+        j1 = h.smin(wb, wb.mul(run_start(wb.add(ci, h.i64(1))), h.i64(width)), n_)
         a_at = h.element_ptr(wb, wa.ptr, h.mul(wb, p, h.mul(wb, m_, k_)), c.dtype)
         b_at = h.element_ptr(wb, wbm.ptr, h.mul(wb, p, h.mul(wb, k_, n_)), c.dtype)
         c_at = h.element_ptr(wb, wc.ptr, h.mul(wb, p, h.mul(wb, m_, n_)), c.dtype)
@@ -317,7 +317,7 @@ def _blocks(b, kernels, v0, v1, block_args):
     b.position_at_end(work)
     left = b.sub(v1, v)
     widest = h.i64(kernels[-1][0])
-    count = _min(b, left, widest)
+    count = h.smin(b, left, widest)
     latch = fn.append_basic_block("blk.next")
     for nvb, kernel in kernels[:-1]:
         here, other = fn.append_basic_block(f"blk.{nvb}"), fn.append_basic_block("blk.wider")
@@ -332,7 +332,3 @@ def _blocks(b, kernels, v0, v1, block_args):
     v.add_incoming(b.add(v, count), latch)
     b.branch(head)
     b.position_at_end(done)
-
-
-def _min(b, x, y):
-    return b.select(b.icmp_signed("<", x, y), x, y)

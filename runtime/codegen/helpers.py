@@ -256,6 +256,21 @@ def product(b, xs: Sequence[ir.Value]) -> ir.Value:
     return out
 
 
+def smin(b, x: ir.Value, y: ir.Value) -> ir.Value:
+    """The smaller of two signed integers."""
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def smax(b, x: ir.Value, y: ir.Value) -> ir.Value:
+    """The larger of two signed integers."""
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def ceil_div(b, x: ir.Value, y: ir.Value) -> ir.Value:
+    """ceil(x / y) for x >= 0, y > 0."""
+    return b.sdiv(b.add(x, b.sub(y, i64(1))), y)
+
+
 def row_major_strides(b, extents: Sequence[ir.Value]) -> list:
     """Element strides of a contiguous row-major array with these extents."""
     strides = [i64(1)] * len(extents)
