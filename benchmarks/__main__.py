@@ -4,7 +4,9 @@ Runs W1-W5 (see the issue-6 section of RESULTS.md) in this process against the i
 peers with 2 threads everywhere, prints one table per workload with medians and ratios, and
 rewrites the issue-6 section of benchmarks/RESULTS.md (other sections are kept as they are).
 Before measuring it checks that no other process is loading the machine and waits (up to two
-minutes) for quiet; the busy fraction it saw is recorded with the results.
+minutes) for quiet; the busy fraction it saw is recorded with the results. Before and after
+each workload block it probes where the host placed the two CPUs (placement.py), waits (up to
+a minute) for the near placement, and records the round trips it saw.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true "
                       f"intra_op_parallelism_threads={THREADS}")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from . import report, workloads  # noqa: E402
+from . import placement, report, workloads  # noqa: E402
 from .compile_time import w5_compile_time  # noqa: E402
 from .peak import measure_peak  # noqa: E402
 from .timing import wait_until_quiet  # noqa: E402
@@ -46,22 +48,22 @@ def main(argv=None) -> int:
     peak = measure_peak()
     print(f"FP32 FMA peak measured here: {peak[1]:.0f} GFLOP/s on 1 thread, "
           f"{peak[2]:.0f} on 2\n")
-    results = {"peak": peak}
-    if "W1" in only:
-        results["W1"] = workloads.w1_mlp_train(int(300 * scale))
-        print(report.table_w1(results["W1"]))
-    if "W2" in only:
-        results["W2"] = workloads.w2_mlp_infer(int(1000 * scale))
-        print(report.table_w2(results["W2"]))
-    if "W3" in only:
-        results["W3"] = workloads.w3_lenet_train(int(100 * scale))
-        print(report.table_w3(results["W3"]))
-    if "W4" in only:
-        results["W4"] = workloads.w4_sgemm()
-        print(report.table_w4(results["W4"], peak))
-    if "W5" in only:
-        results["W5"] = w5_compile_time(workloads.available("jax"))
-        print(report.table_w5(results["W5"]))
+    results = {"peak": peak, "placement": {}}
+    blocks = [
+        ("W1", lambda: workloads.w1_mlp_train(int(300 * scale)), report.table_w1),
+        ("W2", lambda: workloads.w2_mlp_infer(int(1000 * scale)), report.table_w2),
+        ("W3", lambda: workloads.w3_lenet_train(int(100 * scale)), report.table_w3),
+        ("W4", workloads.w4_sgemm, lambda r: report.table_w4(r, peak)),
+        ("W5", lambda: w5_compile_time(workloads.available("jax")), report.table_w5),
+    ]
+    for name, run, table in blocks:
+        if name not in only:
+            continue
+        before = placement.wait_for_near()
+        results[name] = run()
+        results["placement"][name] = dict(before, after=placement.probe())
+        print(table(results[name]))
+        print(report.placement_line(name, results["placement"][name]))
     targets = report.targets(results)
     print(targets)
     if not args.no_write:

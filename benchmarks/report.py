@@ -66,6 +66,24 @@ def environment_text(env: dict) -> str:
               f"{env['busy']:.0%} of the CPUs just before the run\n")
 
 
+def _ns(v):
+    return "?" if v is None else f"{v:.0f} ns"
+
+
+def placement_line(name: str, seen: dict) -> str:
+    """One line on where the two CPUs were around a workload block (benchmarks/placement.py)."""
+    from .placement import NEAR_NS
+    far = [v for v in (seen["ns"], seen["after"]) if v is not None and v >= NEAR_NS]
+    text = (f"{name}: cache-line round trip between the CPUs {_ns(seen['ns'])} before, "
+            f"{_ns(seen['after'])} after")
+    if seen["waited"] >= 1:
+        text += f" (waited {seen['waited']:.0f} s for the near placement)"
+    if far:
+        text += (f"; **the CPUs were far apart on the host (>= {NEAR_NS} ns) for part of "
+                 "this block: every library's two-thread figures in it are slowed**")
+    return text
+
+
 def _time(s):
     return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} us"
 
@@ -194,6 +212,10 @@ def write_results(env, results, target_text, command) -> str:
         parts.append(table_w4(results["W4"], peak))
     if "W5" in results:
         parts.append(table_w5(results["W5"]))
+    seen = results.get("placement", {})
+    if seen:
+        parts.append("\n### Where the two CPUs were (benchmarks/placement.py)\n")
+        parts.append("\n".join(f"- {placement_line(w, v)}" for w, v in seen.items()))
     parts.append(target_text)
     old = ""
     if os.path.exists(path):
