@@ -290,6 +290,9 @@ def _parallel_column_slices(kb, nodes, leaves, stores, lanes, shape, count, pane
     rows = b.sdiv(count, h.i64(cols))
     threads_now = b.sext(b.load(threads.threads_global(kb.module), typ=h.I32, align=4), h.I64)
     slices = h.smax(b, h.i64(1), h.smin(b, threads_now, h.i64(threads.MAX_RANGES)))
+    # a loop that will run on the caller alone keeps whole rows (fewer, longer inner loops)
+    alone = b.icmp_signed("<", work_ns, h.i64(threads.MIN_PARALLEL_NS))
+    slices = b.select(alone, h.i64(1), slices)
     # runs of rows: items of at least MIN_CHUNK elements, at most 64 items in all
     per_slice = h.ceil_div(b, b.sdiv(count, slices), h.i64(MIN_CHUNK))
     per_slice = h.smin(b, per_slice, b.sdiv(h.i64(64), slices))
