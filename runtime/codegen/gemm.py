@@ -21,7 +21,8 @@ Structure (BLIS-like, with A read in place):
   last real row (their results are not stored); columns past N are masked on store.
 - Narrow outputs (N <= W, e.g. a 10-class layer): NV = 1 with MR = 2*MR, so the tile still
   has enough independent accumulators to hide the FMA latency. A last panel of at most W
-  columns (N = 400 = 12.5 panels of 32) runs the NV = 1 micro-kernel of the same MR.
+  columns (N = 400 = 12.5 panels of 32) runs the NV = 1 micro-kernel of the same MR, and one
+  of at most W/2 columns (N = 100 = 3 panels and 4 columns) the same with W/2-wide vectors.
 - Few rows (batch-1 inference): gemv.py, which reads B in place (matmul.py dispatches).
 
 Results accumulate with fused multiply-adds in k order within a depth block, so they agree
@@ -47,6 +48,9 @@ PANELS_PER_BLOCK = 4        # columns per item: PANELS_PER_BLOCK * NR
 # two threads; 15 us / 6 per thread 370 and 55 us (sgemm 64-1024 unchanged or faster).
 ITEM_NS = 15_000
 ITEMS_PER_THREAD = 6
+# half-width vectors for a last panel of at most W/2 columns: 128x400x100 on two threads
+# 54.8 -> 52.8 us, on one 104.2 -> 99.0 us; 400x128x100 (A transposed) 53.1 -> 52.3 us
+NARROW_EDGE = True
 KEEP_SLABS = 4              # a worker keeps a column block's packed B for K <= this * KC
 CTX_WORDS = 12
 
@@ -246,6 +250,10 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
         return fn
     ukr = microkernel(module, ftype, width, tile)
     half = microkernel(module, ftype, width, Tile(tile.mr, 1)) if tile.nv > 1 else None
+    # a last panel of at most W/2 columns (N = 100 = 3 panels of 32 + 4): half-width vectors,
+    # which cost half a full-width FMA on Zen 4 (it runs a 512-bit FMA as two 256-bit halves)
+    narrow = (microkernel(module, ftype, width // 2, Tile(tile.mr, 1))
+              if half is not None and NARROW_EDGE and width >= 8 else None)
     nr = tile.nv * width
     block, participant = fn.args               # a threads.region_block
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -327,7 +335,15 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
                         with full:
                             row_tiles(ukr)
                         with edge:
-                            row_tiles(half)
+                            if narrow is None:
+                                row_tiles(half)
+                            else:
+                                with b.if_else(b.icmp_signed(">", cols, h.i64(width // 2))) \
+                                        as (one, halved):
+                                    with one:
+                                        row_tiles(half)
+                                    with halved:
+                                        row_tiles(narrow)
     b.store(key, packed_for)
     b.branch(head)
     b.position_at_end(exit_)
