@@ -24,7 +24,6 @@ speed work switches groups to explicit vectors of the target's width W where tha
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional, Sequence
 
 import llvmlite.ir as ir
@@ -185,6 +184,7 @@ def row_vector_lanes(kb, nodes, leaves: dict, stores) -> int:
 HEAVY_OPS = frozenset({"exp", "log", "log1p", "tanh", "erf", "sigmoid", "pow", "div", "sqrt",
                        "rsqrt", "reciprocal"})
 MIN_CHUNK = 4096              # elements per parallel item at least
+MIN_SLICED_PANELS = 4         # column slices only for rows of at least this many panels
 
 
 def work_per_element_ps(nodes, leaves: dict, stores) -> int:
@@ -263,20 +263,23 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
 
 def column_panel(kb: KernelBuilder, shape, stores) -> int:
     """The gemm's panel width (columns) when a flat loop over `shape` should be split by
-    COLUMN slices (`_parallel_column_slices`), else 0: rank >= 2 with a static last axis of at
-    least two panels. A matmul hands thread t the t-th run of column blocks of its output
-    (its home range: runtime/threads.py), so a parameter's gradient is written, and the
-    parameter packed, mostly by one thread per column run; an optimizer update split the
-    same way then reads and writes what its own core already holds; split by flat ranges
-    (rows), half of its streams come from the other core. Measured on the MLP's 784x400 Adam
-    update: the same 48-50 us while the host keeps the two vCPUs near each other (the update
-    is bound by its divisions and square roots there), 390 -> 260 us while it places them
-    far apart (benchmarks/placement.py), where each line from the other core costs more."""
+    COLUMN slices (`_parallel_column_slices`), else 0: rank >= 2 with a static last axis of
+    whole vectors and at least MIN_SLICED_PANELS panels. A matmul hands thread t the t-th run
+    of column blocks of its output (its home range: runtime/threads.py), so a parameter's
+    gradient is written, and the parameter packed, mostly by one thread per column run; an
+    optimizer update split the same way then reads and writes what its own core already
+    holds; split by flat ranges (rows), half of its streams come from the other core.
+    Measured on the MLP's 784x400 Adam update: the same 48-50 us while the host keeps the two
+    vCPUs near each other (the update is bound by its divisions and square roots there),
+    390 -> 260 us while it places them far apart (benchmarks/placement.py). Narrower rows
+    stay flat: LeNet's 400x120 update (slices of 4 and 3.5 vectors, a scalar tail on every
+    row) took 50 us sliced against 15 flat."""
     if len(shape) < 2 or not isinstance(shape[-1], int):
         return 0
     width = kb.target.vector_width(stores[0][1].dtype.itemsize)
     panel = choose_tile(width, shape[-1]).nv * width
-    return panel if shape[-1] >= 2 * panel else 0
+    cols = shape[-1]
+    return panel if cols % width == 0 and cols >= MIN_SLICED_PANELS * panel else 0
 
 
 def _parallel_column_slices(kb, nodes, leaves, stores, lanes, shape, count, panel: int,
@@ -284,7 +287,8 @@ def _parallel_column_slices(kb, nodes, leaves, stores, lanes, shape, count, pane
     """A flat loop over [rows, C] split into S = (the module's thread count) column slices,
     each cut in runs of rows: item i is slice i // per_slice, row run i % per_slice, so home
     range t (threads.setup_claim) is exactly slice t. Slice boundaries are rounded to whole
-    panels, where the matmul's column blocks end."""
+    panels, where the matmul's column blocks end; as C is whole vectors, every slice of
+    every row is too, and starts on the buffers' alignment."""
     b = kb.b
     cols = shape[-1]
     rows = b.sdiv(count, h.i64(cols))
@@ -308,13 +312,6 @@ def _parallel_column_slices(kb, nodes, leaves, stores, lanes, shape, count, pane
         inner = h.smin(wb, wb.mul(at, h.i64(panel)), h.i64(cols))
         return wb.select(wb.icmp_signed("<", s, n_slices), inner, h.i64(cols))
 
-    def row_aligned(buf):
-        # a row starts at r * C: whole vectors from the buffer's alignment only if C is
-        # a multiple of the vector width (slice starts are whole panels)
-        if lanes > 1 and cols % lanes:
-            return dataclasses.replace(buf, align=buf.dtype.itemsize)
-        return buf
-
     def body(wkb, item, args):
         wb = wkb.b
         n_slices, per, run, n_rows = args
@@ -322,8 +319,8 @@ def _parallel_column_slices(kb, nodes, leaves, stores, lanes, shape, count, pane
         c0, c1 = boundary(wb, s, n_slices), boundary(wb, wb.add(s, h.i64(1)), n_slices)
         r0 = wb.mul(wb.srem(item, per), run)
         r1 = h.smin(wb, wb.add(r0, run), n_rows)
-        w_leaves = {v: row_aligned(wkb.remap(buf)) for v, buf in leaves.items()}
-        w_stores = [(v, row_aligned(wkb.remap(buf))) for v, buf in stores]
+        w_leaves = {v: wkb.remap(buf) for v, buf in leaves.items()}
+        w_stores = [(v, wkb.remap(buf)) for v, buf in stores]
         with h.counted_loop(wb, r1, start=r0, name="slice.row") as r:
             at = wb.mul(r, h.i64(cols))
             _emit_range(wkb, nodes, w_leaves, w_stores, lanes, False, shape,
