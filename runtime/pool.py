@@ -39,9 +39,8 @@ Protocol (one 64-bit `state` word, so joining and closing are linearisable):
   caller opening a region on the CPU a worker last ran on yields once, so that a worker
   waiting there for the CPU gets to join and move.
 
-The pool is ONE per process: compiled once (its own MCJIT engine; the object is kept in the
-on-disk cache), its `graphc_parallel`
-registered with `llvm.add_symbol` so every generated module (fresh or loaded from the object
+The pool is ONE per process: compiled once, to one object file (loaded into its own MCJIT
+engine and kept in the on-disk cache), its `graphc_parallel` registered with `llvm.add_symbol` so every generated module (fresh or loaded from the object
 cache) links against it. Workers are pthreads created from native code, so they never touch
 the GIL. After fork() the child's pool is reset and restarted (the parent's workers do not
 exist there).
@@ -427,12 +426,15 @@ class _Pool:
             text = str(_PoolIR(target.triple, target.data_layout()).module)
             engine = _load_cached(text, target)
             if engine is None:
+                # one code generation: the object file both runs here and goes to the
+                # on-disk cache (an engine made from the module would generate it again)
                 mod = llvm.parse_assembly(text)
                 mod.verify()
-                tm = target.create_target_machine(2)
-                engine = llvm.create_mcjit_compiler(mod, tm)
-                engine.finalize_object()
-                _store_cached(text, target, target.emit_object(mod))
+                obj = target.emit_object(mod, 2)
+                engine = _engine_of(obj, target)
+                if engine is None:
+                    raise RuntimeError("the thread pool's object file does not load")
+                _store_cached(text, target, obj)
             for name in ("syscall", "sched_yield", "sched_getcpu", "pthread_create",
                          "pthread_detach"):
                 if not llvm.address_of_symbol(name):
@@ -470,13 +472,16 @@ def _cache_key(text: str, target) -> str:
 
 def _load_cached(text: str, target):
     """An engine holding the pool's code from the on-disk object cache (objcache.py), or
-    None (the pool is then compiled: ~25 ms of every process start otherwise)."""
+    None (the pool is then compiled: ~15 ms of every process start otherwise)."""
     from . import objcache
     if not objcache.enabled():
         return None
     obj = objcache.load(_cache_key(text, target))
-    if obj is None:
-        return None
+    return None if obj is None else _engine_of(obj, target)
+
+
+def _engine_of(obj: bytes, target):
+    """An MCJIT engine holding the pool's object file, or None if LLVM cannot load it."""
     try:
         empty = llvm.parse_assembly(f'target triple = "{target.triple}"')
         engine = llvm.create_mcjit_compiler(empty, target.create_target_machine(2))
