@@ -8,6 +8,12 @@ The manager enforces the pass contract: a pass returns a new graph (or its input
 and numeric statistics, and never mutates its input (checked with the structural hash).
 Whether a pass changed the graph is the pass's own explicit word (`ctx.changed`) or else a
 structural comparison of the graphs before and after.
+
+The structural hashes (and the comparison) are computed when someone reads them (a record's
+`hash_before`, `hash_after` or `changed`: instruments, reports, tests), once per graph state:
+a compile reads none. A pass's input is checked after the pass against the objects it was
+made of (graph_state.py), and hashed only when these moved; the values read later are those
+of the graphs as they were when the pass ran.
 """
 from __future__ import annotations
 
@@ -19,12 +25,14 @@ from typing import Sequence
 from ir import Graph, PassError
 from ir.equality import structural_hash
 
+from .graph_state import GraphState
 from .registry import Pass, PassContext, build_pipeline, format_pipeline
 
 
 @dataclass
 class PassRecord:
-    """What happened in one pass of a run."""
+    """What happened in one pass of a run. `changed`, `hash_before` and `hash_after` of a
+    record the manager made are worked out on first reading (from the graph states)."""
     name: str
     spec: str               # pipeline text of the pass, with options
     index: int              # 1-based position in the pipeline
@@ -40,6 +48,29 @@ class PassRecord:
     def label(self) -> str:
         """'dce (2/3)': how reports name this pass."""
         return f"{self.spec} ({self.index}/{self.total})"
+
+
+def _lazy(name: str, compute):
+    """A property over `record._<name>`; None there means: compute it (once) from the graph
+    states the manager attached (`record._states`)."""
+    slot = "_" + name
+
+    def get(self):
+        value = self.__dict__.get(slot)
+        if value is None and "_states" in self.__dict__:
+            value = self.__dict__[slot] = compute(*self.__dict__["_states"])
+        return value
+
+    def set(self, value):
+        self.__dict__[slot] = value
+    return property(get, set)
+
+
+# (assigned after @dataclass, so the fields keep their defaults and __init__ its signature)
+PassRecord.hash_before = _lazy("hash_before", lambda before, after: before.hash)
+PassRecord.hash_after = _lazy("hash_after", lambda before, after: after.hash)
+PassRecord.changed = _lazy("changed", lambda before, after: after is not before and
+                           after.hash != before.hash)
 
 
 @dataclass
@@ -93,23 +124,26 @@ class PassManager:
             inst.run_begin(graph, list(self.passes))
         records = []
         current = graph
-        current_hash = structural_hash(graph)
+        state = GraphState(graph)
         total = len(self.passes)
         for index, p in enumerate(self.passes, start=1):
-            record = PassRecord(p.name, p.spec(), index, total, hash_before=current_hash)
+            record = PassRecord(p.name, p.spec(), index, total)
+            record._states = (state, state)
+            record.hash_before = None             # computed if read (from `state`)
             for inst in self.instruments:
                 inst.before_pass(record, current)
-            after = self._run_one(p, current, record)
+            after, state = self._run_one(p, current, record, state)
             for inst in self.instruments:
                 inst.after_pass(record, current, after)
             records.append(record)
-            current, current_hash = after, record.hash_after
+            current = after
         result = PassResult(current, records, pipeline)
         for inst in self.instruments:
             inst.run_end(result)
         return result
 
-    def _run_one(self, p: Pass, graph: Graph, record: PassRecord) -> Graph:
+    def _run_one(self, p: Pass, graph: Graph, record: PassRecord, before: GraphState):
+        """(the pass's graph, its state); fills `record`."""
         ctx = PassContext(p.name, record.index, record.total)
         start = time.perf_counter()
         try:
@@ -120,16 +154,19 @@ class PassManager:
             raise
         record.seconds = time.perf_counter() - start
         new_graph, stats = _check_outcome(out, record)
-        input_hash = structural_hash(graph)
-        if input_hash != record.hash_before:
-            raise PassError(f"pass {record.label} mutated its input graph; a pass must work "
-                            f"on a clone (graph.clone()) and return it")
+        if not before.holds():             # its objects moved: was it changed structurally?
+            input_hash = structural_hash(graph)
+            if input_hash != before.hash:
+                raise PassError(f"pass {record.label} mutated its input graph; a pass must "
+                                f"work on a clone (graph.clone()) and return it")
+            before = GraphState(graph, input_hash)     # the same structure, new objects
         record.stats = dict(stats)
         record.remarks = list(ctx.remarks)
-        record.hash_after = input_hash if new_graph is graph else structural_hash(new_graph)
-        record.changed = (bool(ctx.changed) if ctx.changed is not None
-                          else record.hash_after != record.hash_before)
-        return new_graph
+        after = before if new_graph is graph else GraphState(new_graph)
+        record._states = (record._states[0], after)
+        record.hash_after = None
+        record.changed = bool(ctx.changed) if ctx.changed is not None else None
+        return new_graph, after
 
 
 def _check_outcome(out, record: PassRecord):
