@@ -40,10 +40,11 @@ Protocol (one 64-bit `state` word, so joining and closing are linearisable):
   waiting there for the CPU gets to join and move.
 
 The pool is ONE per process: compiled once, to one object file (loaded into its own MCJIT
-engine and kept in the on-disk cache), its `graphc_parallel` registered with `llvm.add_symbol` so every generated module (fresh or loaded from the object
-cache) links against it. Workers are pthreads created from native code, so they never touch
-the GIL. After fork() the child's pool is reset and restarted (the parent's workers do not
-exist there).
+engine and kept in the on-disk cache), its `graphc_parallel` registered with
+`llvm.add_symbol` so every generated module (fresh or loaded from the object cache) links
+against it. Workers are pthreads created from native code, so they never touch the GIL.
+After fork() the child's pool is reset and restarted (the parent's workers do not exist
+there).
 """
 from __future__ import annotations
 
@@ -423,18 +424,18 @@ class _Pool:
         initialise_llvm()
         target = host_target()
         with LLVM_LOCK:
-            text = str(_PoolIR(target.triple, target.data_layout()).module)
-            engine = _load_cached(text, target)
+            engine = _load_cached(target)
             if engine is None:
                 # one code generation: the object file both runs here and goes to the
                 # on-disk cache (an engine made from the module would generate it again)
-                mod = llvm.parse_assembly(text)
+                mod = llvm.parse_assembly(str(_PoolIR(target.triple,
+                                                      target.data_layout()).module))
                 mod.verify()
                 obj = target.emit_object(mod, 2)
                 engine = _engine_of(obj, target)
                 if engine is None:
                     raise RuntimeError("the thread pool's object file does not load")
-                _store_cached(text, target, obj)
+                _store_cached(target, obj)
             for name in ("syscall", "sched_yield", "sched_getcpu", "pthread_create",
                          "pthread_detach"):
                 if not llvm.address_of_symbol(name):
@@ -465,18 +466,23 @@ class _Pool:
             self.workers = int(self.start_fn(wanted))
 
 
-def _cache_key(text: str, target) -> str:
+def _cache_key(target) -> str:
+    """The pool's entry in the on-disk cache: its IR is a function of this module's code
+    (in objcache's fingerprint of the runtime's sources) and of the target, so a load needs
+    no IR (building and printing it takes ~5 ms)."""
     import hashlib
-    return hashlib.sha256(repr((text, target.key)).encode()).hexdigest()
+    from . import objcache
+    return hashlib.sha256(repr(("graphc thread pool", objcache.codegen_fingerprint(),
+                                target.key)).encode()).hexdigest()
 
 
-def _load_cached(text: str, target):
+def _load_cached(target):
     """An engine holding the pool's code from the on-disk object cache (objcache.py), or
-    None (the pool is then compiled: ~15 ms of every process start otherwise)."""
+    None (the pool is then compiled: ~30 ms of every process start otherwise)."""
     from . import objcache
     if not objcache.enabled():
         return None
-    obj = objcache.load(_cache_key(text, target))
+    obj = objcache.load(_cache_key(target))
     return None if obj is None else _engine_of(obj, target)
 
 
@@ -494,10 +500,10 @@ def _engine_of(obj: bytes, target):
         return None
 
 
-def _store_cached(text: str, target, obj: bytes) -> None:
+def _store_cached(target, obj: bytes) -> None:
     from . import objcache
     if objcache.enabled():
-        objcache.store(_cache_key(text, target), obj)
+        objcache.store(_cache_key(target), obj)
 
 
 def ticks_per_us() -> float:
