@@ -35,6 +35,8 @@ from ir.types import TensorType
 
 
 class _Marker:
+    """A separator in a list of facts, found by identity: one object per kind, also after
+    copy.deepcopy or pickling (both resolve it by its module-level name)."""
     __slots__ = ("name",)
 
     def __init__(self, name: str):
@@ -43,12 +45,15 @@ class _Marker:
     def __repr__(self) -> str:
         return f"<{self.name}>"
 
+    def __reduce__(self) -> str:
+        return self.name
 
-_GRAPH, _NODES, _NODE, _ATTRS, _OUTS = (_Marker(n) for n in ("graph", "nodes", "node", "attrs",
-                                                           "outs"))
-_RESULTS, _NAMES, _ALIASES, _INITS, _END = (_Marker(n) for n in ("results", "names", "aliases",
-                                                               "inits", "end"))
-_TUPLE, _LIST, _ARRAY = _Marker("tuple"), _Marker("list"), _Marker("array")
+
+_GRAPH, _NODES, _NODE, _ATTRS, _OUTS = (_Marker(n) for n in ("_GRAPH", "_NODES", "_NODE",
+                                                           "_ATTRS", "_OUTS"))
+_RESULTS, _NAMES, _ALIASES, _INITS, _END = (_Marker(n) for n in ("_RESULTS", "_NAMES",
+                                                               "_ALIASES", "_INITS", "_END"))
+_TUPLE, _LIST, _ARRAY = _Marker("_TUPLE"), _Marker("_LIST"), _Marker("_ARRAY")
 
 # leaves that cannot change in place (numpy scalars are checked separately)
 _ATOMS = frozenset({int, float, bool, str, type(None), SymDim, DType, TensorType})
