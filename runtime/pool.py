@@ -466,23 +466,29 @@ class _Pool:
             self.workers = int(self.start_fn(wanted))
 
 
-def _cache_key(target) -> str:
+def _cache_key(target):
     """The pool's entry in the on-disk cache: its IR is a function of this module's code
     (in objcache's fingerprint of the runtime's sources) and of the target, so a load needs
-    no IR (building and printing it takes ~5 ms)."""
+    no IR (building and printing it takes ~5 ms). None without the cache, or without the
+    sources to fingerprint."""
     import hashlib
     from . import objcache
-    return hashlib.sha256(repr(("graphc thread pool", objcache.codegen_fingerprint(),
+    if not objcache.enabled():
+        return None
+    try:
+        fingerprint = objcache.codegen_fingerprint()
+    except OSError:
+        return None
+    return hashlib.sha256(repr(("graphc thread pool", fingerprint,
                                 target.key)).encode()).hexdigest()
 
 
 def _load_cached(target):
     """An engine holding the pool's code from the on-disk object cache (objcache.py), or
-    None (the pool is then compiled: ~30 ms of every process start otherwise)."""
+    None (the pool is then compiled: 25-45 ms of every process start otherwise)."""
     from . import objcache
-    if not objcache.enabled():
-        return None
-    obj = objcache.load(_cache_key(target))
+    key = _cache_key(target)
+    obj = objcache.load(key) if key is not None else None
     return None if obj is None else _engine_of(obj, target)
 
 
@@ -502,8 +508,9 @@ def _engine_of(obj: bytes, target):
 
 def _store_cached(target, obj: bytes) -> None:
     from . import objcache
-    if objcache.enabled():
-        objcache.store(_cache_key(target), obj)
+    key = _cache_key(target)
+    if key is not None:
+        objcache.store(key, obj)
 
 
 def ticks_per_us() -> float:
