@@ -32,7 +32,6 @@ from ir import CompileError
 
 from .. import threads
 from . import helpers as h
-from .gemm import choose_tile
 from .kernel import KernelBuilder
 from .parallel import chunking, parallel_for
 from .registry import lowering
@@ -184,7 +183,6 @@ def row_vector_lanes(kb, nodes, leaves: dict, stores) -> int:
 HEAVY_OPS = frozenset({"exp", "log", "log1p", "tanh", "erf", "sigmoid", "pow", "div", "sqrt",
                        "rsqrt", "reciprocal"})
 MIN_CHUNK = 4096              # elements per parallel item at least
-MIN_SLICED_PANELS = 4         # column slices only for rows of at least this many panels
 
 
 def work_per_element_ps(nodes, leaves: dict, stores) -> int:
@@ -205,9 +203,8 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
     Every stored value must have the same shape: the loop runs over it. `lanes` > 1 asks for
     explicit `<lanes x T>` vectors (flat groups only). With `parallel`, a loop whose
     estimated work passes the threads' threshold is split into chunks run on the pool
-    (parallel.py): flat loops by element ranges (by column slices when the rows are at
-    least two matmul panels wide: `column_panel`), coordinate loops by ranges of the
-    outermost axis."""
+    (parallel.py): flat loops by element ranges, coordinate loops by ranges of the outermost
+    axis."""
     if not stores:
         return
     shape = tuple(stores[0][1].shape)
@@ -241,11 +238,6 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
         items = b.sdiv(b.add(outer, b.sub(chunk, h.i64(1))), chunk)
         extent = outer
     else:
-        panel = column_panel(kb, shape, stores)
-        if panel:
-            _parallel_column_slices(kb, nodes, leaves, stores, lanes, shape, count, panel,
-                                    work_ns)
-            return
         chunk, items = chunking(b, count, MIN_CHUNK, max(lanes, 16))
         extent = count
     # one copy of the loop, in the worker: run directly (no pool) when the work is small
@@ -259,74 +251,6 @@ def emit_elementwise_group(kb: KernelBuilder, nodes: Sequence, leaves: dict,
         w_stores = [(v, wkb.remap(buf)) for v, buf in stores]
         _emit_range(wkb, nodes, w_leaves, w_stores, lanes, coords, shape, lo, hi, row_lanes)
     parallel_for(kb, items, work_ns, body, args=[chunk, extent], name="ew")
-
-
-def column_panel(kb: KernelBuilder, shape, stores) -> int:
-    """The gemm's panel width (columns) when a flat loop over `shape` should be split by
-    COLUMN slices (`_parallel_column_slices`), else 0: rank >= 2 with a static last axis of
-    whole vectors and at least MIN_SLICED_PANELS panels. A matmul hands thread t the t-th run
-    of column blocks of its output (its home range: runtime/threads.py), so a parameter's
-    gradient is written, and the parameter packed, mostly by one thread per column run; an
-    optimizer update split the same way then reads and writes what its own core already
-    holds; split by flat ranges (rows), half of its streams come from the other core.
-    Measured on the MLP's 784x400 Adam update: the same 48-50 us while the host keeps the two
-    vCPUs near each other (the update is bound by its divisions and square roots there),
-    390 -> 260 us while it places them far apart (benchmarks/placement.py). Narrower rows
-    stay flat: LeNet's 400x120 update (slices of 4 and 3.5 vectors, a scalar tail on every
-    row) took 26 us sliced against 15 flat."""
-    if len(shape) < 2 or not isinstance(shape[-1], int):
-        return 0
-    width = kb.target.vector_width(stores[0][1].dtype.itemsize)
-    panel = choose_tile(width, shape[-1]).nv * width
-    cols = shape[-1]
-    return panel if cols % width == 0 and cols >= MIN_SLICED_PANELS * panel else 0
-
-
-def _parallel_column_slices(kb, nodes, leaves, stores, lanes, shape, count, panel: int,
-                            work_ns) -> None:
-    """A flat loop over [rows, C] split into S = (the module's thread count) column slices,
-    each cut in runs of rows: item i is slice i // per_slice, row run i % per_slice, so home
-    range t (threads.setup_claim) is exactly slice t. Slice boundaries are rounded to whole
-    panels, where the matmul's column blocks end; as C is whole vectors, every slice of
-    every row is too, and starts on the buffers' alignment."""
-    b = kb.b
-    cols = shape[-1]
-    rows = b.sdiv(count, h.i64(cols))
-    threads_now = b.sext(b.load(threads.threads_global(kb.module), typ=h.I32, align=4), h.I64)
-    slices = h.smax(b, h.i64(1), h.smin(b, threads_now, h.i64(threads.MAX_RANGES)))
-    # a loop that will run on the caller alone keeps whole rows (fewer, longer inner loops)
-    alone = b.icmp_signed("<", work_ns, h.i64(threads.MIN_PARALLEL_NS))
-    slices = b.select(alone, h.i64(1), slices)
-    # runs of rows: items of at least MIN_CHUNK elements, at most 64 items in all
-    per_slice = h.ceil_div(b, b.sdiv(count, slices), h.i64(MIN_CHUNK))
-    per_slice = h.smin(b, per_slice, b.sdiv(h.i64(64), slices))
-    per_slice = h.smax(b, h.i64(1), h.smin(b, per_slice, rows))
-    row_run = h.smax(b, h.i64(1), h.ceil_div(b, rows, per_slice))
-    per_slice = h.ceil_div(b, h.smax(b, rows, h.i64(1)), row_run)
-    items = b.mul(slices, per_slice)
-
-    def boundary(wb, s, n_slices):
-        # round(s * C / S) to whole panels, at most C; the last slice ends at C
-        at = wb.sdiv(wb.add(wb.sdiv(wb.mul(s, h.i64(cols)), n_slices), h.i64(panel // 2)),
-                     h.i64(panel))
-        inner = h.smin(wb, wb.mul(at, h.i64(panel)), h.i64(cols))
-        return wb.select(wb.icmp_signed("<", s, n_slices), inner, h.i64(cols))
-
-    def body(wkb, item, args):
-        wb = wkb.b
-        n_slices, per, run, n_rows = args
-        s = wb.sdiv(item, per)
-        c0, c1 = boundary(wb, s, n_slices), boundary(wb, wb.add(s, h.i64(1)), n_slices)
-        r0 = wb.mul(wb.srem(item, per), run)
-        r1 = h.smin(wb, wb.add(r0, run), n_rows)
-        w_leaves = {v: wkb.remap(buf) for v, buf in leaves.items()}
-        w_stores = [(v, wkb.remap(buf)) for v, buf in stores]
-        with h.counted_loop(wb, r1, start=r0, name="slice.row") as r:
-            at = wb.mul(r, h.i64(cols))
-            _emit_range(wkb, nodes, w_leaves, w_stores, lanes, False, shape,
-                        wb.add(at, c0), wb.add(at, c1))
-    parallel_for(kb, items, work_ns, body, args=[slices, per_slice, row_run, rows],
-                 name="ew.cols")
 
 
 def _emit_range(kb, nodes, leaves, stores, lanes, coords, shape, lo, hi,
