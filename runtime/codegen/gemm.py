@@ -48,9 +48,6 @@ PANELS_PER_BLOCK = 4        # columns per item: PANELS_PER_BLOCK * NR
 # two threads; 15 us / 6 per thread 370 and 55 us (sgemm 64-1024 unchanged or faster).
 ITEM_NS = 15_000
 ITEMS_PER_THREAD = 6
-# half-width vectors for a last panel of at most W/2 columns: 128x400x100 on two threads
-# 54.8 -> 52.8 us, on one 104.2 -> 99.0 us; 400x128x100 (A transposed) 53.1 -> 52.3 us
-NARROW_EDGE = True
 KEEP_SLABS = 4              # a worker keeps a column block's packed B for K <= this * KC
 CTX_WORDS = 12
 
@@ -251,9 +248,10 @@ def worker(module: ir.Module, ftype: ir.Type, width: int, tile: Tile,
     ukr = microkernel(module, ftype, width, tile)
     half = microkernel(module, ftype, width, Tile(tile.mr, 1)) if tile.nv > 1 else None
     # a last panel of at most W/2 columns (N = 100 = 3 panels of 32 + 4): half-width vectors,
-    # which cost half a full-width FMA on Zen 4 (it runs a 512-bit FMA as two 256-bit halves)
+    # which cost half a full-width FMA on Zen 4 (it runs a 512-bit FMA as two 256-bit
+    # halves). 128x400x100 on two threads 54.8 -> 52.8 us, on one 104.2 -> 99.0 us
     narrow = (microkernel(module, ftype, width // 2, Tile(tile.mr, 1))
-              if half is not None and NARROW_EDGE and width >= 8 else None)
+              if half is not None and width >= 8 else None)
     nr = tile.nv * width
     block, participant = fn.args               # a threads.region_block
     b = ir.IRBuilder(fn.append_basic_block("entry"))
