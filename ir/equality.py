@@ -66,7 +66,9 @@ SKETCH_BYTES = 4096
 _MIN_CACHED = 65536                  # smaller arrays are cheaper to hash than to sketch
 
 
-def _immutable(arr: np.ndarray) -> bool:
+def is_immutable_array(arr: np.ndarray) -> bool:
+    """Read-only, and so is every array it views, down to memory it owns or a bytes object:
+    its contents cannot change without someone making it writeable on purpose."""
     base = arr
     while isinstance(base, np.ndarray):
         if base.flags.writeable:
@@ -77,7 +79,7 @@ def _immutable(arr: np.ndarray) -> bool:
 
 def _digest(native: np.ndarray) -> str:
     data = np.ascontiguousarray(native)
-    if data.nbytes < _MIN_CACHED or not _immutable(native):
+    if data.nbytes < _MIN_CACHED or not is_immutable_array(native):
         return hashlib.sha256(data.tobytes()).hexdigest()
     flat = data.reshape(-1).view(np.uint8)
     step = max(1, flat.size // SKETCH_BYTES)

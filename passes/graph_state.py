@@ -28,7 +28,7 @@ import numpy as np
 
 from ir import Graph
 from ir.dtypes import DType
-from ir.equality import structural_hash
+from ir.equality import is_immutable_array, structural_hash
 from ir.graph import Node, Value
 from ir.symbolic import SymDim
 from ir.types import TensorType
@@ -153,24 +153,13 @@ def _leaf(value, out: list) -> None:
             _leaf(x, out)
         out.append(_END)
     elif isinstance(value, np.ndarray):
-        if not _immutable(value):
+        if not is_immutable_array(value):
             raise _Inexact
         out.extend((_ARRAY, value))
     elif isinstance(value, Graph):
         _graph(value, out)
     else:
         raise _Inexact
-
-
-def _immutable(arr: np.ndarray) -> bool:
-    """Read-only, and so is every array it views, down to memory it owns or a bytes object
-    (the rule ir/equality.py uses to remember array digests)."""
-    base = arr
-    while isinstance(base, np.ndarray):
-        if base.flags.writeable:
-            return False
-        base = base.base
-    return base is None or isinstance(base, bytes)
 
 
 # -- the graph back from its facts ----------------------------------------------------------------
