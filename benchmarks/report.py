@@ -5,6 +5,8 @@ import datetime
 import os
 import platform
 
+from .placement import NEAR_NS
+
 BEGIN, END = "<!-- BEGIN issue-6 benchmarks -->", "<!-- END issue-6 benchmarks -->"
 # hand-written analysis inside the section, kept as it is when the tables are rewritten
 NOTES_BEGIN, NOTES_END = "<!-- BEGIN issue-6 analysis -->", "<!-- END issue-6 analysis -->"
@@ -72,7 +74,6 @@ def _ns(v):
 
 def placement_line(name: str, seen: dict) -> str:
     """One line on where the two CPUs were around a workload block (benchmarks/placement.py)."""
-    from .placement import NEAR_NS
     far = [v for v in (seen["ns"], seen["after"]) if v is not None and v >= NEAR_NS]
     text = (f"{name}: cache-line round trip between the CPUs {_ns(seen['ns'])} before, "
             f"{_ns(seen['after'])} after")
